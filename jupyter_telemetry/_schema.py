@@ -1,0 +1,299 @@
+"""Load, check and compile event schemas; keep them in a registry.
+
+Everything expensive happens once, in :func:`compile_schema`: the metaschema
+check, the structural checks and the building of the validators. Validating
+an event then costs one call to generated code (``fastjsonschema``); the
+slower ``jsonschema`` validator runs only to explain a failure.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import fastjsonschema
+import jsonschema
+import yaml
+
+from .errors import (
+    EventValidationError,
+    InvalidSchemaError,
+    SchemaLoadError,
+    SchemaRegistrationError,
+    UnregisteredSchemaError,
+)
+
+# Schemas without "$schema" are read as Draft 7, the draft of the 0.1.0 era.
+DEFAULT_DRAFT = jsonschema.Draft7Validator
+# Drafts that fastjsonschema compiles; later drafts validate with jsonschema only.
+_FAST_DRAFTS = (jsonschema.Draft4Validator, jsonschema.Draft6Validator, jsonschema.Draft7Validator)
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+MAX_SCHEMA_BYTES = 1024 * 1024
+# http(s) only, redirects included: no file:, ftp: or data: handler to be redirected to.
+_OPENER = urllib.request.OpenerDirector()
+for _handler in (
+    urllib.request.ProxyHandler(),
+    urllib.request.HTTPHandler(),
+    urllib.request.HTTPSHandler(),
+    urllib.request.HTTPDefaultErrorHandler(),
+    urllib.request.HTTPRedirectHandler(),
+    urllib.request.HTTPErrorProcessor(),
+):
+    _OPENER.add_handler(_handler)
+
+
+def _version_key(version: object) -> str:
+    """``1`` and ``"1"`` name the same schema version."""
+    if isinstance(version, bool) or not isinstance(version, (int, str)):
+        raise SchemaRegistrationError(
+            f"schema version must be an int or a str, got {type(version).__name__}: {version!r}"
+        )
+    return str(version)
+
+
+@dataclass(frozen=True, eq=False)
+class Schema:
+    """A registered schema: its identity, a private copy of its document, its validators."""
+
+    id: str
+    version: int | str
+    document: Mapping[str, Any]
+    _fast: Callable[[Any], Any] | None = field(repr=False)
+    _explainer: jsonschema.protocols.Validator = field(repr=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.id, _version_key(self.version))
+
+    def validate(self, event: Any) -> None:
+        """Raise :class:`EventValidationError` unless ``event`` matches; never mutates it."""
+        if self._fast is not None:
+            try:
+                self._fast(event)
+                return
+            except fastjsonschema.JsonSchemaValueException as exc:
+                fast_error: fastjsonschema.JsonSchemaValueException | None = exc
+        else:
+            fast_error = None
+        best = jsonschema.exceptions.best_match(self._explainer.iter_errors(event))
+        if best is not None:
+            raise self._error(best.message, best) from None
+        if fast_error is not None:  # the validators disagree: trust the stricter one
+            path = "$" + "".join(f"[{p!r}]" for p in (fast_error.path or [])[1:])
+            raise EventValidationError(
+                f"{self._where()} is invalid at {path}: {fast_error.message}",
+                instance=event,
+            ) from None
+
+    def _where(self) -> str:
+        return f"event for schema {self.id!r} version {self.version!r}"
+
+    def _error(self, reason: str, cause: jsonschema.ValidationError) -> EventValidationError:
+        error = EventValidationError(
+            f"{self._where()} is invalid at {cause.json_path}: {reason}",
+            validator=cause.validator,
+            path=cause.relative_path,
+            context=cause.context,
+            validator_value=cause.validator_value,
+            instance=cause.instance,
+            schema=cause.schema,
+            schema_path=cause.relative_schema_path,
+        )
+        error.schema_id, error.version = self.id, self.version
+        return error
+
+    def reject(self, reason: str, instance: Any) -> EventValidationError:
+        """An :class:`EventValidationError` for a rule outside the schema itself."""
+        error = EventValidationError(
+            f"{self._where()} is invalid at $: {reason}", instance=instance
+        )
+        error.schema_id, error.version = self.id, self.version
+        return error
+
+
+def compile_schema(document: Mapping[str, Any]) -> Schema:
+    """Check ``document`` and return a compiled :class:`Schema`; never mutates it.
+
+    Raises :class:`InvalidSchemaError` (a ``jsonschema.SchemaError``) when the
+    document does not match its metaschema, and
+    :class:`SchemaRegistrationError` (a ``ValueError``) when ``$id`` or
+    ``version`` is missing, a property name starts with ``__``, or a ``$ref``
+    points outside the document (remote references are never fetched).
+    """
+    if not isinstance(document, Mapping):
+        raise SchemaRegistrationError(
+            f"a schema must be a JSON object (dict), got {type(document).__name__}"
+        )
+    missing = [key for key in ("$id", "version") if key not in document]
+    if missing:
+        raise SchemaRegistrationError(
+            "schema is missing required key(s): " + ", ".join(repr(k) for k in missing)
+        )
+    doc: dict[str, Any] = copy.deepcopy(dict(document))  # ours alone: the caller's stays as is
+    schema_id, version = doc["$id"], doc["version"]
+    if not isinstance(schema_id, str) or not schema_id:
+        raise SchemaRegistrationError(f"schema '$id' must be a non-empty string, got {schema_id!r}")
+    _version_key(version)
+    where = f"schema {schema_id!r} version {version!r}"
+
+    validator_cls = jsonschema.validators.validator_for(doc, default=DEFAULT_DRAFT)
+    try:
+        validator_cls.check_schema(doc)
+    except jsonschema.SchemaError as exc:
+        raise InvalidSchemaError(
+            f"{where} is not a valid JSON Schema at {exc.json_path}: {exc.message}",
+            validator=exc.validator,
+            path=exc.relative_path,
+            validator_value=exc.validator_value,
+            instance=exc.instance,
+            schema=exc.schema,
+            schema_path=exc.relative_schema_path,
+        ) from None
+    for path, name in _property_names(doc):
+        if name.startswith("__"):
+            raise SchemaRegistrationError(
+                f"{where} declares property {name!r} at {path}: names starting with '__' "
+                "are reserved for the event capsule"
+            )
+    for path, ref in _refs(doc):
+        if not ref.startswith("#"):
+            raise SchemaRegistrationError(
+                f"{where} has a $ref to {ref!r} at {path}: only references inside the "
+                "schema ('#/...') are supported; remote schemas are never fetched"
+            )
+    fast = None
+    if validator_cls in _FAST_DRAFTS:
+        try:
+            fast = fastjsonschema.compile(
+                doc, handlers=_NO_FETCH, use_default=False, use_formats=False
+            )
+        except fastjsonschema.JsonSchemaDefinitionException:
+            fast = None  # a construct the code generator lacks: jsonschema alone will do
+    return Schema(schema_id, version, doc, fast, validator_cls(doc))
+
+
+def _refuse(uri: str) -> Any:
+    raise SchemaRegistrationError(f"remote $ref {uri!r} is never fetched")
+
+
+_NO_FETCH = {"http": _refuse, "https": _refuse, "file": _refuse, "": _refuse, "ftp": _refuse}
+
+
+def _walk(node: Any, path: str) -> Iterator[tuple[str, Any]]:
+    yield path, node
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _walk(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _walk(value, f"{path}/{index}")
+
+
+def _property_names(document: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    for path, node in _walk(document, "#"):
+        if isinstance(node, Mapping) and isinstance(node.get("properties"), Mapping):
+            for name in node["properties"]:
+                yield f"{path}/properties", name
+
+
+def _refs(document: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    for path, node in _walk(document, "#"):
+        if isinstance(node, Mapping) and isinstance(node.get("$ref"), str):
+            yield path, node["$ref"]
+
+
+class Registry:
+    """Schemas keyed by ``($id, str(version))``; several versions of one ``$id`` coexist."""
+
+    def __init__(self) -> None:
+        self._schemas: dict[tuple[str, str], Schema] = {}
+
+    def add(self, schema: Schema) -> None:
+        """Register ``schema``; a second registration of its ``($id, version)`` is an error."""
+        if schema.key in self._schemas:
+            raise SchemaRegistrationError(
+                f"schema {schema.id!r} version {schema.version!r} is already registered"
+            )
+        self._schemas[schema.key] = schema
+
+    def get(self, schema_id: str, version: int | str) -> Schema:
+        """Return the schema or raise :class:`UnregisteredSchemaError`."""
+        try:
+            return self._schemas[(schema_id, _version_key(version))]
+        except (KeyError, SchemaRegistrationError):
+            raise UnregisteredSchemaError(
+                f"schema {schema_id!r} version {version!r} is not registered"
+            ) from None
+
+    def __iter__(self) -> Iterator[Schema]:
+        return iter(list(self._schemas.values()))
+
+    def __len__(self) -> int:
+        return len(self._schemas)
+
+
+def parse_document(text: str | bytes, source: str) -> Any:
+    """Parse JSON or YAML text (YAML is a superset of JSON); safe loading only."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        raise SchemaLoadError(f"{source} is neither JSON nor YAML: {exc}") from None
+
+
+def load_file(source: str | os.PathLike[str] | IO[Any]) -> Any:
+    """Read a schema document from a path, a PathLike or an open (text or binary) file."""
+    if hasattr(source, "read"):
+        name = getattr(source, "name", repr(source))
+        return parse_document(source.read(), str(name))
+    with open(source, "rb") as handle:
+        return parse_document(handle.read(), os.fspath(source))
+
+
+def load_url(url: str, timeout: float, max_bytes: int = MAX_SCHEMA_BYTES) -> Any:
+    """Fetch a schema document over http(s) within ``timeout`` seconds and ``max_bytes``.
+
+    Raises :class:`SchemaLoadError` for another scheme, a network error, an
+    HTTP error status, a body over ``max_bytes`` or unparseable content.
+    """
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise SchemaLoadError(
+            f"schema URL {url!r} must use http or https, not {scheme or 'no scheme'!r}"
+        )
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        with _OPENER.open(url, timeout=timeout) as response:
+            while size <= max_bytes:
+                if time.monotonic() > deadline:
+                    raise SchemaLoadError(f"fetching schema {url!r} took longer than {timeout} s")
+                chunk = response.read1(64 * 1024)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+    except urllib.error.HTTPError as exc:
+        raise SchemaLoadError(
+            f"fetching schema {url!r} failed: HTTP {exc.code} {exc.reason}"
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise SchemaLoadError(f"fetching schema {url!r} failed: {reason}") from None
+    body = b"".join(chunks)
+    if len(body) > max_bytes:
+        raise SchemaLoadError(f"schema at {url!r} is larger than {max_bytes} bytes")
+    return parse_document(body, url)

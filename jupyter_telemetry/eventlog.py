@@ -1,0 +1,237 @@
+"""EventLog: register schemas, then record validated events to every sink."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import IO, Any, NamedTuple
+
+from traitlets import Float, Int, observe
+from traitlets.config import Config, Configurable
+
+from . import _capsule, _schema
+from .errors import EventSerializationError
+from .sinks import Emission, Sink
+from .sinks.logging import LoggingSink
+from .traits import Handlers, SchemaOptions
+
+_diagnostics = logging.getLogger("jupyter_telemetry")
+
+
+class _Route(NamedTuple):
+    """What recording one allowed, registered schema needs, decided ahead of time."""
+
+    schema: _schema.Schema
+
+
+class EventLog(Configurable):
+    """Record schema-validated events to logging handlers (and OpenTelemetry).
+
+    Configurable from traitlets config files (``c.EventLog.handlers``,
+    ``c.EventLog.allowed_schemas``, ...) and subclassable together with
+    ``SingletonConfigurable``.
+    """
+
+    handlers = Handlers(
+        help="logging.Handler instances that receive one JSON line per recorded event."
+    ).tag(config=True)
+
+    allowed_schemas = SchemaOptions(
+        help=(
+            "Schema $ids whose events are recorded: a list, or a dict mapping each $id to "
+            "{'allowed_categories': [...], 'allowed_properties': [...]}."
+        )
+    ).tag(config=True)
+
+    schema_url_timeout = Float(
+        10.0, help="Seconds register_schema_url may take to fetch a schema."
+    ).tag(config=True)
+
+    schema_url_max_bytes = Int(
+        _schema.MAX_SCHEMA_BYTES, help="Largest schema register_schema_url accepts, in bytes."
+    ).tag(config=True)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The logger exists before traits are set, so handlers given to the
+        # constructor or by config are attached by the observer below.
+        self._registry = _schema.Registry()
+        self._routes: dict[tuple[str, str], _Route] = {}
+        self._sinks: tuple[Sink, ...] = ()
+        self._events_logger = logging.Logger("jupyter_telemetry.eventlog", logging.INFO)
+        self._events_logger.propagate = False
+        self._lines = LoggingSink(self._events_logger)
+        super().__init__(*args, **kwargs)
+        self._attach_handlers([], self.handlers)
+        self._rebuild()
+
+    # -- configuration ---------------------------------------------------------
+
+    @property
+    def log(self) -> logging.Logger:
+        """The per-instance ``logging.Logger`` the event lines go through (not propagated)."""
+        return self._events_logger
+
+    @log.setter
+    def log(self, value: Any) -> None:
+        # LoggingConfigurable subclasses assign a diagnostics logger here;
+        # events keep their own logger, as in jupyter-telemetry 0.1.0.
+        pass
+
+    def _load_config(
+        self, cfg: Config, section_names: list[str] | None = None, traits: Any = None
+    ) -> None:
+        # traitlets deep-copies every config value, and logging handlers hold
+        # locks that cannot be copied: take `handlers` out, set it as given.
+        sections = section_names or self.section_names()
+        handlers = [cfg[name]["handlers"] for name in sections if "handlers" in cfg.get(name, ())]
+        if not handlers:
+            super()._load_config(cfg, section_names, traits)
+            return
+        stripped = Config(
+            {
+                key: (
+                    Config({k: v for k, v in value.items() if k != "handlers"})
+                    if key in sections and isinstance(value, Config)
+                    else value
+                )
+                for key, value in cfg.items()
+            }
+        )
+        super()._load_config(stripped, section_names, traits)
+        self.handlers = handlers[-1]  # the most specific section wins
+
+    @observe("handlers")
+    def _handlers_changed(self, change: Mapping[str, Any]) -> None:
+        if hasattr(self, "_events_logger"):
+            self._attach_handlers(change["old"] or [], change["new"] or [])
+            self._rebuild()
+
+    def _attach_handlers(self, old: list[logging.Handler], new: list[logging.Handler]) -> None:
+        for handler in old:
+            self._events_logger.removeHandler(handler)
+        for handler in new:
+            self._events_logger.addHandler(handler)
+
+    @observe("allowed_schemas")
+    def _allowed_changed(self, change: Mapping[str, Any]) -> None:
+        if hasattr(self, "_routes"):
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Decide, once, which schemas are recorded and which sinks are live."""
+        allowed = self.allowed_schemas
+        self._routes = {
+            schema.key: _Route(schema) for schema in self._registry if schema.id in allowed
+        }
+        self._sinks = (self._lines,) if self._lines.live else ()
+
+    # -- schemas ---------------------------------------------------------------
+
+    @property
+    def schemas(self) -> Mapping[tuple[str, int | str], Mapping[str, Any]]:
+        """Registered schema documents keyed by ``($id, version)`` (read-only)."""
+        return MappingProxyType({(s.id, s.version): s.document for s in self._registry})
+
+    def register_schema(self, schema: Mapping[str, Any]) -> None:
+        """Register a schema document (a dict with ``$id`` and ``version``).
+
+        The document is copied, never mutated. Raises
+        ``jsonschema.SchemaError`` when it does not match its metaschema and
+        ``ValueError`` when ``$id``/``version`` is missing, a property name
+        starts with ``__``, a ``$ref`` leaves the document, or this
+        ``($id, version)`` is already registered.
+        """
+        self._registry.add(_schema.compile_schema(schema))
+        self._rebuild()
+
+    def register_schema_file(self, filename: str | os.PathLike[str] | IO[Any]) -> None:
+        """Register a JSON or YAML schema from a path, a PathLike or an open file."""
+        self.register_schema(_schema.load_file(filename))
+
+    def register_schema_url(self, url: str) -> None:
+        """Fetch a JSON or YAML schema over http(s) and register it.
+
+        Bounded by ``schema_url_timeout`` and ``schema_url_max_bytes``; raises
+        ``ValueError`` (``SchemaLoadError``) when it cannot be fetched or parsed.
+        """
+        self.register_schema(
+            _schema.load_url(url, self.schema_url_timeout, self.schema_url_max_bytes)
+        )
+
+    # -- recording -------------------------------------------------------------
+
+    def record_event(
+        self,
+        schema_id: str | None = None,
+        version: int | str | None = None,
+        event: Mapping[str, Any] | None = None,
+        timestamp_override: datetime | None = None,
+        *,
+        schema_name: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Validate ``event`` against ``(schema_id, version)`` and record it.
+
+        ``schema_name`` is jupyter-telemetry 0.1.0's name for ``schema_id``.
+        Returns the capsule written to every sink, or ``None`` when nothing is
+        recorded (the schema is not in ``allowed_schemas``, or no sink is
+        configured). Raises, before any sink sees the event:
+        ``ValueError`` for an unregistered schema; ``jsonschema.ValidationError``
+        naming schema, version and JSON path for an invalid event; ``TypeError``
+        for an event that is not a mapping or holds a value JSON cannot encode.
+        Sink failures are reported through ``logging``, never raised.
+        """
+        if schema_name is not None:
+            if schema_id is not None:
+                raise TypeError("record_event() got both schema_id and schema_name")
+            schema_id = schema_name
+        if schema_id is None or version is None or event is None:
+            raise TypeError("record_event() needs schema_id, version and event")
+
+        route = self._routes.get((schema_id, version if type(version) is str else str(version)))
+        if route is None:
+            if schema_id not in self.allowed_schemas or not self._sinks:
+                return None
+            self._registry.get(schema_id, version)  # raises UnregisteredSchemaError
+            return None  # pragma: no cover - registered schemas of allowed ids have routes
+        if not self._sinks:
+            return None
+
+        schema = route.schema
+        if type(event) is not dict:
+            if not isinstance(event, Mapping):
+                raise TypeError(f"event must be a mapping, got {type(event).__name__}")
+            event = dict(event)
+        schema.validate(event)
+        time_ns, timestamp = _capsule.timestamp(timestamp_override)
+        try:
+            capsule = _capsule.capsule(schema.id, schema.version, event, timestamp)
+        except KeyError as exc:
+            raise schema.reject(
+                f"key {exc.args[0]!r} is reserved for the event capsule", event
+            ) from None
+        try:
+            line = self._lines.render(capsule)
+        except TypeError as exc:
+            raise EventSerializationError(
+                f"event for schema {schema.id!r} version {schema.version!r} cannot be "
+                f"serialised to JSON: {exc}"
+            ) from None
+        emission = Emission(capsule, line, time_ns, schema.id, schema.version)
+        for sink in self._sinks:
+            try:
+                sink.emit(emission)
+            except Exception:
+                _diagnostics.exception("jupyter_telemetry: sink %r failed", sink)
+        return capsule
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Flush every sink; ``True`` when all of them delivered within ``timeout``."""
+        return all([sink.flush(timeout) for sink in self._sinks])
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Flush and close the sinks this EventLog owns (never the caller's handlers)."""
+        for sink in self._sinks:
+            sink.shutdown(timeout)

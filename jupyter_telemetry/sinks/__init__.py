@@ -1,0 +1,35 @@
+"""Destinations for recorded events, all speaking one small protocol.
+
+``record_event`` builds one :class:`Emission` per event — validated,
+redacted, wrapped in its capsule and serialised once — and hands it to each
+live sink in turn. A sink's ``emit`` must not raise and must not block on I/O
+it does not own; ``record_event`` still guards every call, so one failing
+sink never stops the others.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol
+
+
+class Emission(NamedTuple):
+    """One recorded event, as every sink receives it."""
+
+    capsule: dict[str, Any]  #: the envelope plus the (redacted) event, as written
+    line: str  #: ``capsule`` serialised as one JSON object, no newline
+    time_ns: int  #: ``__timestamp__`` as Unix nanoseconds
+    schema_id: str
+    version: int | str
+
+
+class Sink(Protocol):
+    """What every destination implements."""
+
+    def emit(self, emission: Emission) -> None:
+        """Deliver or enqueue one event; report failures, never raise them."""
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Push out what is queued; ``True`` when everything was delivered in time."""
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Flush within ``timeout`` seconds and release resources; idempotent."""

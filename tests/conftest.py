@@ -1,0 +1,103 @@
+"""Shared fixtures: real files, real handlers, a real collector; no global leaks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jupyter_telemetry import EventLog
+
+SCHEMA_ID = "http://event.jupyter.org/test"
+
+#: The benchmark event's shape: enum and pattern strings, a bounded integer,
+#: a boolean, a nested object and an array.
+SCHEMA: dict[str, Any] = {
+    "$id": SCHEMA_ID,
+    "version": 1,
+    "title": "Test event",
+    "type": "object",
+    "properties": {
+        "action": {"type": "string", "enum": ["open", "save", "close"]},
+        "path": {"type": "string", "pattern": "^/"},
+        "user": {"type": "string"},
+        "count": {"type": "integer", "minimum": 0},
+        "ok": {"type": "boolean"},
+        "context": {
+            "type": "object",
+            "properties": {"kernel": {"type": "string"}, "cell": {"type": "integer"}},
+        },
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "message": {"type": "string"},
+    },
+    "required": ["action", "path"],
+}
+
+EVENT: dict[str, Any] = {
+    "action": "open",
+    "path": "/home/ada/notebook.ipynb",
+    "user": "ada",
+    "count": 3,
+    "ok": True,
+    "context": {"kernel": "python3", "cell": 7},
+    "tags": ["a", "b"],
+    "message": "a user property named message is kept",
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolate_logging_and_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Restore logging handlers and clear OTEL_* variables around every test."""
+    for name in list(os.environ):
+        if name.startswith("OTEL_"):
+            monkeypatch.delenv(name)
+    loggers = [logging.getLogger(), logging.getLogger("jupyter_telemetry")]
+    saved = [(lg, list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
+    yield
+    for lg, handlers, level, propagate in saved:
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    """Every line of a JSON-lines file, parsed; fails on a partial line."""
+    text = path.read_text(encoding="utf-8")
+    assert text == "" or text.endswith("\n"), "the file ends in a partial line"
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.fixture
+def events_file(tmp_path: Path) -> Path:
+    return tmp_path / "events.log"
+
+
+@pytest.fixture
+def file_handler(events_file: Path) -> Iterator[logging.FileHandler]:
+    handler = logging.FileHandler(events_file, encoding="utf-8")
+    yield handler
+    handler.close()
+
+
+@pytest.fixture
+def eventlog(file_handler: logging.FileHandler) -> Iterator[EventLog]:
+    log = EventLog(handlers=[file_handler], allowed_schemas=[SCHEMA_ID])
+    log.register_schema(SCHEMA)
+    yield log
+    log.shutdown(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real OTLP collector process (rotel) on 127.0.0.1, shared by the session."""
+    from _collector import Collector
+
+    running = Collector(tmp_path_factory.mktemp("collector"))
+    running.start()
+    yield running
+    running.stop()
