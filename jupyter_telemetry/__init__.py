@@ -6,6 +6,7 @@ configured, to OpenTelemetry collectors as log records.
 
 from __future__ import annotations
 
+from ._version import __version__
 from .errors import (
     EventSerializationError,
     EventValidationError,
@@ -15,8 +16,6 @@ from .errors import (
     UnregisteredSchemaError,
 )
 from .eventlog import EventLog
-
-__version__ = "0.2.0"
 
 __all__ = [
     "EventLog",

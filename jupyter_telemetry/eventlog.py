@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import IO, Any, NamedTuple
 
-from traitlets import Float, Int, observe
-from traitlets.config import Config, Configurable
+from traitlets import Any as AnyTrait
+from traitlets import Bool, Dict, Enum, Float, Int, Unicode, observe
+from traitlets.config import Application, Config, Configurable
 
-from . import _capsule, _schema
+from . import _capsule, _categories, _schema
 from .errors import EventSerializationError
 from .sinks import Emission, Sink
 from .sinks.logging import LoggingSink
+from .sinks.otel import PROTOCOLS, OTelSink, OTLPSettings, installed_provider
 from .traits import Handlers, SchemaOptions
 
 _diagnostics = logging.getLogger("jupyter_telemetry")
@@ -25,6 +27,8 @@ class _Route(NamedTuple):
     """What recording one allowed, registered schema needs, decided ahead of time."""
 
     schema: _schema.Schema
+    #: returns a new, redacted event; ``None`` when every property is recorded
+    redact: Callable[[dict[str, Any]], dict[str, Any]] | None
 
 
 class EventLog(Configurable):
@@ -54,6 +58,69 @@ class EventLog(Configurable):
         _schema.MAX_SCHEMA_BYTES, help="Largest schema register_schema_url accepts, in bytes."
     ).tag(config=True)
 
+    # -- OpenTelemetry ---------------------------------------------------------
+
+    logger_provider = AnyTrait(
+        None,
+        allow_none=True,
+        help=(
+            "An OpenTelemetry LoggerProvider to emit records through. Default: the global "
+            "provider when the application installed an SDK one, else one built from "
+            "otlp_endpoint / OTEL_EXPORTER_OTLP_*, else no OpenTelemetry output."
+        ),
+    )
+
+    otlp_endpoint = Unicode(
+        None,
+        allow_none=True,
+        help=(
+            "Base OTLP endpoint, e.g. http://127.0.0.1:4317 (grpc) or http://127.0.0.1:4318 "
+            "(http/protobuf; /v1/logs is appended). Default: OTEL_EXPORTER_OTLP_LOGS_ENDPOINT "
+            "or OTEL_EXPORTER_OTLP_ENDPOINT."
+        ),
+    ).tag(config=True)
+
+    otlp_protocol = Enum(
+        list(PROTOCOLS),
+        None,
+        allow_none=True,
+        help="grpc or http/protobuf. Default: OTEL_EXPORTER_OTLP_(LOGS_)PROTOCOL, else grpc.",
+    ).tag(config=True)
+
+    otlp_headers = Dict(
+        default_value=None,
+        allow_none=True,
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        help="Headers sent with every export. Default: OTEL_EXPORTER_OTLP_(LOGS_)HEADERS.",
+    ).tag(config=True)
+
+    service_name = Unicode(
+        None,
+        allow_none=True,
+        help=(
+            "Resource service.name. Default: OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES, "
+            "else the parent application's name, else 'jupyter_telemetry'."
+        ),
+    ).tag(config=True)
+
+    otlp_timeout = Float(
+        10.0, help="Seconds one export (with its retries) may take before its records are dropped."
+    ).tag(config=True)
+
+    otlp_max_queue_size = Int(
+        2048, help="Records held for export at most; beyond it new records are dropped and counted."
+    ).tag(config=True)
+
+    shutdown_timeout = Float(
+        5.0, help="Seconds an EventLog-built exporter may take to send its queue at exit."
+    ).tag(config=True)
+
+    span_events = Bool(
+        False,
+        help="Also add each event to the active span as a span event (visible in trace views).",
+    ).tag(config=True)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # The logger exists before traits are set, so handlers given to the
         # constructor or by config are attached by the observer below.
@@ -63,8 +130,10 @@ class EventLog(Configurable):
         self._events_logger = logging.Logger("jupyter_telemetry.eventlog", logging.INFO)
         self._events_logger.propagate = False
         self._lines = LoggingSink(self._events_logger)
+        self._otel: OTelSink | None = None
         super().__init__(*args, **kwargs)
         self._attach_handlers([], self.handlers)
+        self._otel = self._make_otel_sink()
         self._rebuild()
 
     # -- configuration ---------------------------------------------------------
@@ -124,9 +193,67 @@ class EventLog(Configurable):
         """Decide, once, which schemas are recorded and which sinks are live."""
         allowed = self.allowed_schemas
         self._routes = {
-            schema.key: _Route(schema) for schema in self._registry if schema.id in allowed
+            schema.key: _Route(schema, _categories.redactor(schema.document, allowed, schema.id))
+            for schema in self._registry
+            if schema.id in allowed
         }
-        self._sinks = (self._lines,) if self._lines.live else ()
+        lines: tuple[Sink, ...] = (self._lines,) if self._lines.live else ()
+        self._sinks = lines + ((self._otel,) if self._otel else ())
+
+    def _make_otel_sink(self) -> OTelSink | None:
+        provider = self.logger_provider or installed_provider()
+        if provider is not None:
+            return OTelSink(provider, span_events=self.span_events)
+        settings = OTLPSettings.resolve(
+            self.otlp_endpoint,
+            self.otlp_protocol,
+            self.otlp_headers,
+            self.service_name,
+            self._default_service_name(),
+            self.otlp_timeout,
+            self.otlp_max_queue_size,
+        )
+        if settings is None:
+            return None
+        provider, processor = settings.provider()
+        return OTelSink(
+            provider,
+            processor,
+            span_events=self.span_events,
+            owned=True,
+            exit_timeout=self.shutdown_timeout,
+        )
+
+    def _default_service_name(self) -> str:
+        parent = self.parent
+        while parent is not None:
+            if isinstance(parent, Application) and parent.name:
+                return str(parent.name)
+            parent = getattr(parent, "parent", None)
+        return "jupyter_telemetry"
+
+    @observe(
+        "logger_provider",
+        "otlp_endpoint",
+        "otlp_protocol",
+        "otlp_headers",
+        "service_name",
+        "otlp_timeout",
+        "otlp_max_queue_size",
+        "span_events",
+    )
+    def _otel_changed(self, change: Mapping[str, Any]) -> None:
+        if not hasattr(self, "_otel"):
+            return  # still in the constructor: __init__ builds the sink once
+        old, self._otel = self._otel, self._make_otel_sink()
+        self._rebuild()
+        if old is not None:
+            old.shutdown(self.shutdown_timeout)
+
+    @property
+    def otel_dropped(self) -> int:
+        """OTel log records this EventLog's own exporter could not deliver (0 for others)."""
+        return self._otel.dropped if self._otel else 0
 
     # -- schemas ---------------------------------------------------------------
 
@@ -205,6 +332,8 @@ class EventLog(Configurable):
                 raise TypeError(f"event must be a mapping, got {type(event).__name__}")
             event = dict(event)
         schema.validate(event)
+        if route.redact is not None:
+            event = route.redact(event)
         time_ns, timestamp = _capsule.timestamp(timestamp_override)
         try:
             capsule = _capsule.capsule(schema.id, schema.version, event, timestamp)
@@ -228,10 +357,15 @@ class EventLog(Configurable):
         return capsule
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Flush every sink; ``True`` when all of them delivered within ``timeout``."""
+        """Flush every sink; ``True`` when all of them delivered within ``timeout`` seconds."""
         return all([sink.flush(timeout) for sink in self._sinks])
 
     def shutdown(self, timeout: float | None = None) -> None:
-        """Flush and close the sinks this EventLog owns (never the caller's handlers)."""
+        """Flush every sink within ``timeout`` seconds and stop the exporter this EventLog built.
+
+        The caller's handlers and an application's provider are flushed, never closed.
+        Records that could not be delivered are counted in :attr:`otel_dropped`
+        and reported in one warning.
+        """
         for sink in self._sinks:
             sink.shutdown(timeout)
