@@ -109,7 +109,8 @@ class EventLog(Configurable):
     ).tag(config=True)
 
     otlp_max_queue_size = Int(
-        2048, help="Records held for export at most; beyond it new records are dropped and counted."
+        2048,
+        help="Events held for OpenTelemetry at most; beyond it new ones are dropped and counted.",
     ).tag(config=True)
 
     shutdown_timeout = Float(
@@ -201,9 +202,10 @@ class EventLog(Configurable):
         self._sinks = lines + ((self._otel,) if self._otel else ())
 
     def _make_otel_sink(self) -> OTelSink | None:
+        queue = {"max_queue_size": self.otlp_max_queue_size, "span_events": self.span_events}
         provider = self.logger_provider or installed_provider()
         if provider is not None:
-            return OTelSink(provider, span_events=self.span_events)
+            return OTelSink(provider, **queue)  # type: ignore[arg-type]
         settings = OTLPSettings.resolve(
             self.otlp_endpoint,
             self.otlp_protocol,
@@ -211,17 +213,14 @@ class EventLog(Configurable):
             self.service_name,
             self._default_service_name(),
             self.otlp_timeout,
-            self.otlp_max_queue_size,
         )
         if settings is None:
             return None
-        provider, processor = settings.provider()
         return OTelSink(
-            provider,
-            processor,
-            span_events=self.span_events,
-            owned=True,
+            settings.provider(),
+            exporter=settings.exporter,
             exit_timeout=self.shutdown_timeout,
+            **queue,  # type: ignore[arg-type]
         )
 
     def _default_service_name(self) -> str:

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from _collector import Collector, ReceivedLog
 from conftest import EVENT, SCHEMA, SCHEMA_ID, read_lines
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
@@ -132,6 +134,7 @@ def test_span_events_are_off_by_default(make_log: Any) -> None:
     tracing = TracerProvider()
     with tracing.get_tracer("app").start_as_current_span("s") as span:
         log.record_event(SCHEMA_ID, 1, EVENT)
+    assert log.flush(5)
     assert span.events == ()  # type: ignore[attr-defined]
     assert len(exporter.get_finished_logs()) == 1
 
@@ -153,6 +156,7 @@ def test_an_explicit_provider_wins_over_an_endpoint(collector: Collector, make_l
     # the application's provider is flushed by shutdown, never shut down
     log2 = make_log(logger_provider=provider)
     log2.record_event(SCHEMA_ID, 1, EVENT)
+    assert log2.flush(5)
     assert len(exporter.get_finished_logs()) == 2
 
 
@@ -225,7 +229,9 @@ def test_service_name_defaults_to_the_parent_application(
     assert len(from_service(collector, name)) == 1
 
 
-def test_the_global_provider_is_used_and_never_replaced(collector: Collector, tmp_path: Path) -> None:
+def test_the_global_provider_is_used_and_never_replaced(
+    collector: Collector, tmp_path: Path
+) -> None:
     # The global provider can be set once per process: run in a fresh interpreter.
     service = unique()
     program = textwrap.dedent(
@@ -249,6 +255,7 @@ def test_the_global_provider_is_used_and_never_replaced(collector: Collector, tm
         app_log = EventLog(allowed_schemas=[SCHEMA_ID], otlp_endpoint={collector.grpc_endpoint!r})
         app_log.register_schema(SCHEMA)
         app_log.record_event(SCHEMA_ID, 1, EVENT)
+        assert app_log.flush(5)
         assert len(exporter.get_finished_logs()) == 1, "the installed SDK provider was not used"
         print("ok")
         """
@@ -324,8 +331,9 @@ def test_exit_with_collector_down_is_bounded_and_reports_drops(tmp_path: Path) -
 
 def test_a_forked_child_keeps_exporting(collector: Collector, make_log: Any) -> None:
     service = unique()
-    log = make_log(otlp_endpoint=collector.http_endpoint, otlp_protocol="http/protobuf",
-                   service_name=service)
+    log = make_log(
+        otlp_endpoint=collector.http_endpoint, otlp_protocol="http/protobuf", service_name=service
+    )
     log.record_event(SCHEMA_ID, 1, {**EVENT, "user": "parent-before"})
     pid = os.fork()
     if pid == 0:  # child
@@ -342,3 +350,56 @@ def test_a_forked_child_keeps_exporting(collector: Collector, make_log: Any) -> 
     received = from_service(collector, service, 3)
     users = sorted(r.body["user"] for r in received)
     assert users == ["child", "parent-after", "parent-before"]  # nothing duplicated
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary(max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.lists(children, max_size=3).map(tuple)
+        | st.dictionaries(st.text(), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    bodies=st.lists(st.dictionaries(st.text(), json_values, max_size=6), min_size=1, max_size=5),
+    trace_id=st.integers(min_value=0, max_value=2**128 - 1),
+    span_id=st.integers(min_value=0, max_value=2**64 - 1),
+)
+def test_our_encoder_builds_exactly_the_sdks_request(
+    bodies: list[dict[str, Any]], trace_id: int, span_id: int
+) -> None:
+    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs as sdk_encode
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    from jupyter_telemetry.sinks.otel import encode_logs
+
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider(resource=Resource.create({"service.name": "enc", "n": 1}))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    logger = provider.get_logger("jupyter_telemetry", __version__)
+    context = set_span_in_context(
+        NonRecordingSpan(SpanContext(trace_id, span_id, False, TraceFlags(1)))
+    )
+    for index, body in enumerate(bodies):
+        logger.emit(
+            timestamp=index + 1,
+            context=context if index % 2 else None,
+            severity_text="INFO",
+            body=body,
+            attributes={"jupyter.event.schema_id": "x", "jupyter.event.schema_version": index},
+            event_name="x",
+        )
+    batch = exporter.get_finished_logs()
+    ours = encode_logs(batch).SerializeToString(deterministic=True)
+    theirs = sdk_encode(batch).SerializeToString(deterministic=True)
+    assert ours == theirs
