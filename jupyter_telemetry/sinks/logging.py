@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -49,6 +50,44 @@ class _LineLogger(BoundLoggerBase):
         self._logger.info(line, created)
 
 
+_emitting = threading.local()  # the record EventLog is handing to a handler right now
+
+
+class _ErrorGate:
+    """Stands in for a handler's ``handleError`` so EventLog failures report once.
+
+    A handler that fails on every event (a full disk) would otherwise print a
+    traceback per event. For EventLog's own records the gate passes the first
+    failure of a streak to the handler's real ``handleError`` and swallows the
+    rest until the handler succeeds again; any other record goes straight
+    through, so the handler behaves as before for everyone else.
+    """
+
+    __slots__ = ("failed", "failing", "original")
+
+    def __init__(self, original: Callable[[logging.LogRecord], None]) -> None:
+        self.original = original
+        self.failing = False  # inside a failure streak: already reported
+        self.failed = False  # the event being handled failed
+
+    def __call__(self, record: logging.LogRecord) -> None:
+        if getattr(_emitting, "record", None) is not record:
+            self.original(record)
+            return
+        self.failed = True
+        if not self.failing:
+            self.failing = True
+            self.original(record)
+
+
+def _gate(handler: logging.Handler) -> _ErrorGate:
+    gate = handler.__dict__.get("handleError")
+    if type(gate) is not _ErrorGate:
+        gate = _ErrorGate(handler.handleError)
+        handler.handleError = gate  # type: ignore[method-assign]
+    return gate
+
+
 class _HandlerFanout:
     """Hand one line to every handler of ``logger``, each failure isolated.
 
@@ -63,9 +102,11 @@ class _HandlerFanout:
             logger.name, logging.INFO, "jupyter_telemetry", 0, "", None, None, "record_event"
         )
         self._template = template.__dict__
-        self._failing: set[int] = set()
 
     def info(self, line: str, created: float) -> None:
+        logger = self.logger
+        if logger.disabled:
+            return
         template = self._template
         record = _new_record(_LogRecord)
         record.__dict__ = fields = template.copy()
@@ -78,25 +119,21 @@ class _HandlerFanout:
         fields["thread"] = _get_ident()
         fields["threadName"] = _current_thread().name
         fields["process"] = _getpid()
-        logger = self.logger
-        if logger.disabled:
-            return
-        for handler in logger.handlers:
-            if record.levelno < handler.level:
-                continue
-            try:
-                handler.handle(record)
-            except Exception:
-                self._report(handler, record)
-            else:
-                self._failing.discard(id(handler))
-
-    def _report(self, handler: logging.Handler, record: logging.LogRecord) -> None:
-        # Once per failure streak: a handler that fails on every event must
-        # not print a traceback per event.
-        if id(handler) not in self._failing:
-            self._failing.add(id(handler))
-            handler.handleError(record)
+        _emitting.record = record
+        try:
+            for handler in logger.handlers:
+                if record.levelno < handler.level:
+                    continue
+                gate = _gate(handler)
+                gate.failed = False
+                try:
+                    handler.handle(record)
+                except Exception:  # a handler that raises instead of handling its error
+                    gate(record)
+                if not gate.failed:
+                    gate.failing = False
+        finally:
+            _emitting.record = None
 
 
 class LoggingSink:
