@@ -1,0 +1,694 @@
+#!/usr/bin/env python
+"""Benchmark ``EventLog.record_event`` against jupyter_events and jupyter-telemetry 0.1.0.
+
+    python benchmarks/bench_record_event.py [--json PATH] [--rows KEY,...] [--scale F]
+
+Each row of ROWS runs in its own subprocess (this file with ``--worker``), so the
+packages never share an interpreter. jupyter-telemetry 0.1.0 has the same import
+name as ours, so it runs in ``benchmarks/.venv-0.1.0``, created on first use.
+Only the standard library may be imported at module level: the worker also runs
+in that venv. See benchmarks/README.md for what is measured.
+"""
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+OLD_VENV = HERE / ".venv-0.1.0"
+RESULT_MARK = "BENCH-RESULT "
+TIMES = "\u00d7"  # the multiplication sign, for ratios
+CLOSE_CAP_S = 10  # give up waiting for a worker's close()/shutdown() after this
+
+SCHEMA_ID = "https://events.jupyter.org/bench/notebook-action"  # a URI: jupyter_events needs one
+VERSION = 1
+
+# The 8-property event: enum, pattern, integer minimum, boolean, nested object, array, 2 plain.
+PROPERTIES = {
+    "action": {"type": "string", "enum": ["open", "save", "close", "rename"]},
+    "path": {"type": "string", "pattern": "^/.+\\.ipynb$"},
+    "cell_count": {"type": "integer", "minimum": 0},
+    "trusted": {"type": "boolean"},
+    "kernel": {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "language": {"type": "string"}},
+        "required": ["name"],
+    },
+    "tags": {"type": "array", "items": {"type": "string"}},
+    "client": {"type": "string"},
+    "duration_ms": {"type": "number"},
+}
+EVENT = {
+    "action": "save",
+    "path": "/home/jovyan/work/analysis.ipynb",
+    "cell_count": 42,
+    "trusted": True,
+    "kernel": {"name": "python3", "language": "python"},
+    "tags": ["draft", "shared"],
+    "client": "JupyterLab/4.2",
+    "duration_ms": 12.5,
+}
+# Redaction row: "path" is personal data and not allowed, so it must not reach the file.
+CATEGORIES = {"path": ["user-identifiable-information"], "client": ["user-identifier"]}
+ALLOWED_CATEGORIES = ["unrestricted", "user-identifier"]
+REDACTED = "path"
+
+
+def make_schema(flavour="plain"):
+    props = json.loads(json.dumps(PROPERTIES))  # deep copy
+    if flavour == "categories":
+        for name, prop in props.items():
+            prop["categories"] = CATEGORIES.get(name, ["unrestricted"])
+        for prop in props["kernel"]["properties"].values():
+            prop["categories"] = ["unrestricted"]
+    schema = {
+        "$id": SCHEMA_ID,
+        "version": VERSION,
+        "title": "Notebook action",
+        "description": "Benchmark event",
+        "type": "object",
+        "properties": props,
+        "required": ["action", "path", "cell_count", "trusted"],
+    }
+    if flavour == "jupyter_events":
+        schema["version"] = str(VERSION)  # 0.12 coerces an int with a warning
+    return schema
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+class Skip(Exception):
+    """The installed package cannot run this row (feature missing)."""
+
+
+@dataclass
+class Candidate:
+    """What a worker needs from a set-up candidate."""
+
+    record: Callable[[], Any]  # records EVENT once
+    close: Callable[[], Any]
+    extras: Callable[[], dict] = dict  # counters to report after close
+    settle: Callable[[], Any] = lambda: None  # flush; timed at the end of each throughput pass
+
+
+def _ours_eventlog(spec):
+    import logging
+
+    from jupyter_telemetry import EventLog
+
+    kwargs = {"handlers": [logging.FileHandler(spec["file"])], "allowed_schemas": [SCHEMA_ID]}
+    if spec.get("otlp_endpoint"):
+        if not EventLog.class_traits().get("otlp_endpoint"):
+            raise Skip("installed EventLog has no otlp_endpoint trait")
+        kwargs.update(otlp_endpoint=spec["otlp_endpoint"], otlp_protocol="grpc")
+        if spec.get("otlp_queue"):
+            kwargs["otlp_max_queue_size"] = spec["otlp_queue"]
+    if spec.get("categories"):
+        kwargs["allowed_schemas"] = {SCHEMA_ID: {"allowed_categories": ALLOWED_CATEGORIES}}
+        try:
+            el = EventLog(**kwargs)
+            el.register_schema(make_schema("categories"))
+        except Exception as exc:
+            raise Skip(f"no categories/allowed_categories support: {exc!r}"[:200]) from exc
+    else:
+        el = EventLog(**kwargs)
+        el.register_schema(make_schema())
+
+    def close():
+        if hasattr(el, "shutdown"):
+            el.shutdown(timeout=5)
+        for h in kwargs["handlers"]:
+            h.close()
+
+    flush_failures = []
+
+    def settle():
+        if not el.flush(timeout=60):
+            flush_failures.append(1)
+
+    def extras():
+        out = {"otel_dropped": el.otel_dropped} if hasattr(el, "otel_dropped") else {}
+        return {**out, "flush_failures": len(flush_failures)} if spec.get("settle") else out
+
+    return Candidate(
+        lambda: el.record_event(SCHEMA_ID, VERSION, EVENT),
+        close,
+        extras,
+        settle if spec.get("settle") else Candidate.settle,
+    )
+
+
+def setup_ours(spec):
+    sys.path.insert(0, spec["ours_path"])
+    return _ours_eventlog(spec)
+
+
+def setup_jt010(spec):
+    import jupyter_telemetry
+
+    if not jupyter_telemetry.__file__.startswith(sys.prefix):
+        raise RuntimeError(f"expected 0.1.0 from {sys.prefix}, got {jupyter_telemetry.__file__}")
+    return _ours_eventlog(spec)
+
+
+def setup_jupyter_events(spec):
+    import logging
+
+    from jupyter_events import EventLogger
+
+    handler = logging.FileHandler(spec["file"])
+    el = EventLogger(handlers=[handler])
+    el.register_event_schema(make_schema("jupyter_events"))
+    return Candidate(lambda: el.emit(schema_id=SCHEMA_ID, data=EVENT), handler.close)
+
+
+CANDIDATES = {"ours": setup_ours, "jt010": setup_jt010, "jupyter_events": setup_jupyter_events}
+DISTS = [
+    "jupyter-telemetry",
+    "jupyter-events",
+    "jsonschema",
+    "traitlets",
+    "python-json-logger",
+    "opentelemetry-sdk",
+    "fastjsonschema",
+    "orjson",
+]
+
+
+def measure(cand, n, rounds, warmup):
+    """Per round: n individually timed calls (latency), then n calls timed together
+    (throughput), the candidate's settle() included."""
+    clock, record = time.perf_counter_ns, cand.record
+    for _ in range(warmup):
+        record()
+    cand.settle()
+    latencies, walls = [], []
+    for _ in range(rounds):
+        for _ in range(n):
+            t = clock()
+            record()
+            latencies.append(clock() - t)
+        cand.settle()
+        t0 = clock()
+        for _ in range(n):
+            record()
+        cand.settle()
+        walls.append(clock() - t0)
+    latencies.sort()
+    return {
+        "calls": warmup + 2 * n * rounds,
+        "timed_events": n * rounds,
+        "median_us": latencies[len(latencies) // 2] / 1e3,
+        "p99_us": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] / 1e3,
+        "mean_us": sum(latencies) / len(latencies) / 1e3,
+        "throughput_us": sum(walls) / (n * rounds) / 1e3,
+        "round_throughput_us": [w / n / 1e3 for w in walls],
+    }
+
+
+def worker(spec):
+    from importlib import metadata
+
+    try:
+        cand = CANDIDATES[spec["candidate"]](spec)
+        probe = cand.record()  # fail fast, before timing, on a setup problem
+        if spec.get("categories") and (probe or {}).get(REDACTED) == EVENT[REDACTED]:
+            raise Skip(f"allowed_categories accepted but {REDACTED!r} not redacted")
+    except Skip as exc:
+        return {"status": "skipped", "reason": str(exc), "calls": 0}
+    result = measure(cand, spec["n"], spec["rounds"], spec["warmup"])
+    result["calls"] += 1
+    # close() flushes/shuts down the exporter; cap the wait (collector down can retry for long).
+    closer = threading.Thread(target=cand.close, daemon=True)
+    t = time.perf_counter()
+    closer.start()
+    closer.join(CLOSE_CAP_S)
+    result["close_ms"] = None if closer.is_alive() else (time.perf_counter() - t) * 1e3
+    result.update(cand.extras())
+    mod = sys.modules.get("jupyter_telemetry") or sys.modules.get("jupyter_events")
+    result["module"] = mod.__file__
+    versions = {}
+    for dist in DISTS:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    result["versions"] = versions
+    result["python"] = sys.version.split()[0]
+    result["status"] = "ok"
+    return result
+
+
+# --------------------------------------------------------------------------- driver side
+
+
+@dataclass
+class Row:
+    key: str
+    label: str
+    candidate: str  # key of CANDIDATES
+    n: int  # events per round (per pass) before --scale
+    # "otlp": "up"/"down"; "otlp_queue": max queue; "settle": flush per pass; "categories": True
+    options: dict = field(default_factory=dict)
+    optional: bool = False  # a Skip is expected until the core has the feature
+
+
+ROUNDS = 5
+METRICS = ("median_us", "p99_us", "throughput_us")
+ROWS = [
+    Row("ours", "ours: FileHandler", "ours", 8000),
+    Row(
+        "ours-otel",
+        "ours: FileHandler + OTLP gRPC, collector up",
+        "ours",
+        8000,
+        {"otlp": "up"},
+        True,
+    ),
+    Row(
+        "ours-otel-e2e",
+        "ours: FileHandler + OTLP gRPC, up, all delivered",
+        "ours",
+        2000,
+        {"otlp": "up", "otlp_queue": 1_000_000, "settle": True},
+        True,
+    ),
+    Row(
+        "ours-otel-down",
+        "ours: FileHandler + OTLP gRPC, nothing listening",
+        "ours",
+        8000,
+        {"otlp": "down"},
+        True,
+    ),
+    Row(
+        "ours-redact",
+        "ours: FileHandler + categories redaction",
+        "ours",
+        8000,
+        {"categories": True},
+        True,
+    ),
+    Row("jupyter_events", "jupyter_events EventLogger.emit", "jupyter_events", 1000),
+    Row("jt-0.1.0", "jupyter-telemetry 0.1.0 (PyPI)", "jt010", 100),
+]
+# (numerator, denominator, caption)
+RATIOS = [
+    ("jupyter_events", "ours", "jupyter_events / ours"),
+    ("jt-0.1.0", "ours", "jupyter-telemetry 0.1.0 / ours"),
+    ("ours-otel", "ours", "OTel collector up / FileHandler only"),
+    ("ours-otel-e2e", "ours", "OTel all delivered / FileHandler only"),
+    ("ours-otel-down", "ours-otel", "collector down / collector up"),
+    ("ours-redact", "ours", "redaction / FileHandler only"),
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Collector:
+    """A rotel agent (OTLP receiver, blackhole exporter) on free local ports."""
+
+    def __init__(self, workdir):
+        import rotel  # only the driver's venv needs it
+
+        self.agent = Path(rotel.__file__).parent / "rotel-agent"
+        self.workdir = workdir
+        self.proc = None
+        self.grpc_port = free_port()
+
+    def __enter__(self):
+        http_port = free_port()
+        self.log = open(self.workdir / "rotel.out", "w")
+        self.proc = subprocess.Popen(
+            [
+                str(self.agent),
+                "start",
+                "--otlp-grpc-endpoint",
+                f"127.0.0.1:{self.grpc_port}",
+                "--otlp-http-endpoint",
+                f"127.0.0.1:{http_port}",
+                "--exporter",
+                "blackhole",
+                "--pid-file",
+                str(self.workdir / "rotel.pid"),
+                "--log-file",
+                str(self.workdir / "rotel.log"),
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"rotel-agent exited with {self.proc.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", self.grpc_port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.__exit__()
+        raise RuntimeError("rotel-agent did not start listening within 10 s")
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def old_venv_python():
+    """Python of benchmarks/.venv-0.1.0, creating it (with jupyter-telemetry==0.1.0) if needed."""
+    python = OLD_VENV / "bin" / "python"
+    probe = [
+        str(python),
+        "-c",
+        "import importlib.metadata as m; print(m.version('jupyter-telemetry'))",
+    ]
+    if python.exists():
+        installed = subprocess.run(probe, capture_output=True, text=True).stdout.strip()
+        if installed == "0.1.0":
+            return python
+    print(f"creating {OLD_VENV} with jupyter-telemetry==0.1.0 ...", flush=True)
+    for cmd in (
+        [sys.executable, "-m", "venv", "--clear", str(OLD_VENV)],
+        [str(python), "-m", "pip", "install", "-q", "jupyter-telemetry==0.1.0"],
+    ):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    return python
+
+
+def count_lines(path):
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+def check_output(row, path, result):
+    """Every call must have written exactly one JSON line; returns a list of problems."""
+    problems = []
+    lines = count_lines(path) if path.exists() else 0
+    result["file_lines"] = lines
+    if lines != result["calls"]:
+        problems.append(f"{path.name}: {lines} lines for {result['calls']} calls")
+    if lines:
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - 65536))
+            last = json.loads(f.read().splitlines()[-1])
+        if last.get("__schema__") != SCHEMA_ID or last.get("action") != EVENT["action"]:
+            problems.append(f"{path.name}: unexpected last line {last}")
+        if row.options.get("categories") and last.get(REDACTED) == EVENT[REDACTED]:
+            problems.append(f"{path.name}: {REDACTED!r} was not redacted")
+    if result.get("flush_failures"):
+        problems.append(f"{result['flush_failures']} flush() calls failed or timed out")
+    return problems
+
+
+def run_row(row, workdir, args, endpoints):
+    path = workdir / f"{row.key}.jsonl"
+    n = max(10, int(row.n * args.scale))
+    spec = {
+        "candidate": row.candidate,
+        "file": str(path),
+        "n": n,
+        "rounds": ROUNDS,
+        "warmup": max(20, n // 5),
+        "ours_path": str(args.ours_path),
+        **row.options,
+    }
+    # OTEL_* variables would turn on (or redirect) exporting in the rows that must not export.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    python = Path(sys.executable)
+    if row.candidate == "jt010":
+        env.pop("PYTHONPATH", None)
+        python = old_venv_python()
+    if "otlp" in row.options:
+        if endpoints.get(row.options["otlp"]) is None:
+            return {"status": "skipped", "reason": endpoints.get("error", "no endpoint")}
+        spec["otlp_endpoint"] = endpoints[row.options["otlp"]]
+    proc = subprocess.run(
+        [str(python), __file__, "--worker", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    marked = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARK)]
+    if proc.returncode or not marked:
+        return {
+            "status": "failed",
+            "reason": f"worker exit {proc.returncode}",
+            "stderr": proc.stderr[-3000:],
+        }
+    result = json.loads(marked[-1][len(RESULT_MARK) :])
+    stderr = proc.stderr.splitlines()
+    result["stderr_lines"] = len(stderr)
+    result["stderr_head"] = stderr[:5]
+    if result["status"] == "ok":
+        result["problems"] = check_output(row, path, result)
+    path.unlink(missing_ok=True)
+    return result
+
+
+def best_of(runs):
+    """One row's result over --repeat runs: each metric's best (lowest) value."""
+    if len(runs) == 1 or any(r["status"] != "ok" for r in runs):
+        return runs[0] if len(runs) == 1 else next(r for r in runs if r["status"] != "ok")
+    best = dict(runs[-1])
+    for metric in METRICS:
+        best[metric] = min(r[metric] for r in runs)
+    best["repeats"] = [{m: r[m] for m in METRICS} for r in runs]
+    best["problems"] = [p for r in runs for p in r["problems"]]
+    return best
+
+
+def print_report(rows, results):
+    print()
+    head = f"{'row':<50} {'events':>7} {'median':>8} {'p99':>8} {'thrput':>8}  (µs/event)"
+    print(head)
+    print("-" * len(head))
+    for row in rows:
+        r = results[row.key]
+        if r["status"] != "ok":
+            print(f"{row.label:<50} {r['status'].upper()}: {r.get('reason', '')}")
+            continue
+        print(
+            f"{row.label:<50} {r['timed_events']:>7} {r['median_us']:>8.1f} "
+            f"{r['p99_us']:>8.1f} {r['throughput_us']:>8.1f}"
+        )
+    print("\nratios (median latency, throughput):")
+    ratios = []
+    for num, den, caption in RATIOS:
+        a, b = results.get(num, {}), results.get(den, {})
+        if a.get("status") == "ok" and b.get("status") == "ok":
+            med = a["median_us"] / b["median_us"]
+            thr = a["throughput_us"] / b["throughput_us"]
+            ratios.append({"ratio": caption, "median": med, "throughput": thr})
+            print(f"  {caption:<40} {med:6.2f}{TIMES}  {thr:6.2f}{TIMES}")
+        elif num in results and den in results:
+            print(f"  {caption:<40} n/a")
+    print("\nnotes:")
+    for row in rows:
+        r = results[row.key]
+        for problem in r.get("problems", []):
+            print(f"  !! {row.key}: {problem}")
+        if r.get("stderr_lines"):
+            print(
+                f"  {row.key}: worker wrote {r['stderr_lines']} stderr lines, first: "
+                f"{r['stderr_head'][0][:150]}"
+            )
+        if r["status"] == "failed":
+            print(f"  !! {row.key} failed:\n{r['stderr']}")
+        if r["status"] == "ok":
+            close = (
+                f"close {r['close_ms']:.0f} ms"
+                if r["close_ms"] is not None
+                else f"close() still running after {CLOSE_CAP_S} s, abandoned"
+            )
+            deps = ", ".join(
+                f"{d} {v}"
+                for d, v in r["versions"].items()
+                if d in ("jupyter-telemetry", "jupyter-events", "jsonschema")
+            )
+            dropped = ""
+            if "otel_dropped" in r and "otlp" in row.options:
+                dropped = f"; OTel: {r['calls'] - r['otel_dropped']} delivered, "
+                dropped += f"{r['otel_dropped']} dropped"
+            print(f"  {row.key}: {r['module']} [{deps}]")
+            print(f"      {close}; {r['file_lines']} lines in the file{dropped}")
+    return ratios
+
+
+def components():
+    """Per-call µs of the pieces behind the numbers above (pyproject.toml cites these)."""
+    import fastjsonschema
+    import jsonschema
+    import orjson
+
+    schema = make_schema()
+    capsule = {
+        "__timestamp__": "2024-01-01T00:00:00.000001Z",
+        "__schema__": SCHEMA_ID,
+        "__schema_version__": VERSION,
+        "__metadata_version__": 1,
+        **EVENT,
+    }
+    draft7 = jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
+    fast = fastjsonschema.compile(schema)
+    cases = [  # (label, function, calls per repeat)
+        (
+            "jsonschema.validate(event, schema)  [0.1.0]",
+            lambda: jsonschema.validate(EVENT, schema),
+            100,
+        ),
+        (
+            "jsonschema Draft7Validator.validate [jupyter_events]",
+            lambda: draft7.validate(EVENT),
+            2000,
+        ),
+        ("fastjsonschema compiled validator   [ours]", lambda: fast(EVENT), 20000),
+        ("json.dumps(capsule)", lambda: json.dumps(capsule), 20000),
+        (
+            "orjson.dumps(capsule).decode()      [ours]",
+            lambda: orjson.dumps(capsule).decode(),
+            20000,
+        ),
+    ]
+    print("\ncomponents (best of 5, µs/call):")
+    out = {}
+    for label, fn, n in cases:
+        best = float("inf")
+        for _ in range(5):
+            t = time.perf_counter_ns()
+            for _ in range(n):
+                fn()
+            best = min(best, (time.perf_counter_ns() - t) / n / 1e3)
+        out[label.split("[")[0].strip()] = best
+        print(f"  {label:<55} {best:9.2f}")
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--rows", help="comma-separated row keys: " + ",".join(r.key for r in ROWS))
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply events per row")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run all rows this many times; report each metric's best (for a noisy machine)",
+    )
+    parser.add_argument(
+        "--ours-path",
+        type=Path,
+        default=REPO,
+        help="directory holding our jupyter_telemetry package (default: the repo)",
+    )
+    parser.add_argument(
+        "--components",
+        action="store_true",
+        help="also time validators and JSON serialisers in isolation",
+    )
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(RESULT_MARK + json.dumps(worker(json.loads(args.worker))), flush=True)
+        os._exit(0)  # don't wait on exporter threads or exit hooks still retrying
+
+    rows = ROWS
+    if args.rows:
+        keys = args.rows.split(",")
+        unknown = set(keys) - {r.key for r in ROWS}
+        if unknown:
+            parser.error(f"unknown rows: {sorted(unknown)}")
+        rows = [r for r in ROWS if r.key in keys]
+    print(
+        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
+        f"{ROUNDS} rounds per row, scale {args.scale}, repeat {args.repeat}",
+        flush=True,
+    )
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-record-event-") as tmp:
+        workdir = Path(tmp)
+        endpoints, collector = {}, None
+        if any(r.options.get("otlp") == "up" for r in rows):
+            try:
+                collector = Collector(workdir).__enter__()
+                endpoints["up"] = f"http://127.0.0.1:{collector.grpc_port}"
+            except Exception as exc:  # rotel missing or failed: the row is skipped, not the run
+                endpoints["error"] = f"no collector: {exc!r}"
+        endpoints["down"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        runs = {row.key: [] for row in rows}
+        try:
+            for rep in range(args.repeat):
+                for row in rows:
+                    if rep and runs[row.key][0]["status"] != "ok":
+                        continue
+                    print(f"  [{rep + 1}] {row.label} ...", end="", flush=True)
+                    t = time.monotonic()
+                    try:
+                        result = run_row(row, workdir, args, endpoints)
+                    except Exception as exc:
+                        result = {"status": "failed", "reason": repr(exc), "stderr": ""}
+                    runs[row.key].append(result)
+                    print(f" {result['status']} ({time.monotonic() - t:.1f} s)", flush=True)
+        finally:
+            if collector:
+                collector.__exit__()
+        results = {key: best_of(rs) for key, rs in runs.items()}
+    ratios = print_report(rows, results)
+    parts = components() if args.components else None
+    print(f"\ntotal {time.monotonic() - started:.0f} s")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "python": platform.python_version(),
+                    "cpus": os.cpu_count(),
+                    "rounds": ROUNDS,
+                    "scale": args.scale,
+                    "repeat": args.repeat,
+                    "schema": make_schema(),
+                    "event": EVENT,
+                    "rows": [{"key": r.key, "label": r.label, **results[r.key]} for r in rows],
+                    "ratios": ratios,
+                    "components": parts,
+                },
+                indent=2,
+            )
+        )
+    bad = [
+        r.key
+        for r in rows
+        if results[r.key]["status"] == "failed"
+        or results[r.key].get("problems")
+        or (results[r.key]["status"] == "skipped" and not r.optional)
+    ]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
