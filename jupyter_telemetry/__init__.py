@@ -9,6 +9,7 @@ from __future__ import annotations
 from ._version import __version__
 from .errors import (
     EventSerializationError,
+    EventTooLargeError,
     EventValidationError,
     InvalidSchemaError,
     SchemaLoadError,
@@ -20,6 +21,7 @@ from .eventlog import EventLog
 __all__ = [
     "EventLog",
     "EventSerializationError",
+    "EventTooLargeError",
     "EventValidationError",
     "InvalidSchemaError",
     "SchemaLoadError",

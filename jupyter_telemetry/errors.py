@@ -11,7 +11,8 @@ jupyter-telemetry 0.1.0 already catches::
     ├── ValueError
     │   ├── SchemaRegistrationError   schema lacks $id/version, is a duplicate, ...
     │   ├── SchemaLoadError           a file or URL could not be read or parsed
-    │   └── UnregisteredSchemaError   record_event for an unknown ($id, version)
+    │   ├── UnregisteredSchemaError   record_event for an unknown ($id, version)
+    │   └── EventTooLargeError        the event's JSON line exceeds max_event_size
     └── TypeError
         └── EventSerializationError   event holds a value JSON cannot encode
 """
@@ -56,12 +57,17 @@ class UnregisteredSchemaError(ValueError):
     """``record_event`` named a ``($id, version)`` that was never registered."""
 
 
+class EventTooLargeError(ValueError):
+    """The event's JSON line is longer than ``EventLog.max_event_size``; nothing was written."""
+
+
 class EventSerializationError(TypeError):
     """The event holds a value that cannot be encoded as JSON; nothing was written."""
 
 
 __all__ = [
     "EventSerializationError",
+    "EventTooLargeError",
     "EventValidationError",
     "InvalidSchemaError",
     "SchemaLoadError",

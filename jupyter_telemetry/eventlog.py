@@ -14,7 +14,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, Unicode, observe
 from traitlets.config import Application, Config, Configurable
 
 from . import _capsule, _categories, _schema
-from .errors import EventSerializationError
+from .errors import EventSerializationError, EventTooLargeError
 from .sinks import Emission, Sink
 from .sinks.logging import LoggingSink
 from .sinks.otel import PROTOCOLS, OTelSink, OTLPSettings, installed_provider
@@ -48,6 +48,15 @@ class EventLog(Configurable):
             "Schema $ids whose events are recorded: a list, or a dict mapping each $id to "
             "{'allowed_categories': [...], 'allowed_properties': [...]}."
         )
+    ).tag(config=True)
+
+    max_event_size = Int(
+        1_000_000,
+        help=(
+            "Longest JSON line an event may render to, in characters (0: no limit). A longer "
+            "event raises ValueError before anything is written; OTLP collectors refuse "
+            "requests over 4 MiB by default, and a line is never split."
+        ),
     ).tag(config=True)
 
     schema_url_timeout = Float(
@@ -185,7 +194,7 @@ class EventLog(Configurable):
         for handler in new:
             self._events_logger.addHandler(handler)
 
-    @observe("allowed_schemas")
+    @observe("allowed_schemas", "max_event_size")
     def _allowed_changed(self, change: Mapping[str, Any]) -> None:
         if hasattr(self, "_routes"):
             self._rebuild()
@@ -193,6 +202,7 @@ class EventLog(Configurable):
     def _rebuild(self) -> None:
         """Decide, once, which schemas are recorded and which sinks are live."""
         allowed = self.allowed_schemas
+        self._max_event_size = self.max_event_size
         self._routes = {
             schema.key: _Route(schema, _categories.redactor(schema.document, allowed, schema.id))
             for schema in self._registry
@@ -347,6 +357,11 @@ class EventLog(Configurable):
                 f"event for schema {schema.id!r} version {schema.version!r} cannot be "
                 f"serialised to JSON: {exc}"
             ) from None
+        if len(line) > self._max_event_size > 0:
+            raise EventTooLargeError(
+                f"event for schema {schema.id!r} version {schema.version!r} renders to "
+                f"{len(line)} characters, more than max_event_size ({self._max_event_size})"
+            )
         emission = Emission(capsule, line, time_ns, schema.id, schema.version)
         for sink in self._sinks:
             try:

@@ -14,7 +14,12 @@ import jsonschema
 import pytest
 from conftest import EVENT, SCHEMA, SCHEMA_ID, read_lines
 
-from jupyter_telemetry import EventLog, EventSerializationError, UnregisteredSchemaError
+from jupyter_telemetry import (
+    EventLog,
+    EventSerializationError,
+    EventTooLargeError,
+    UnregisteredSchemaError,
+)
 
 CAPSULE_KEYS = ["__timestamp__", "__schema__", "__schema_version__", "__metadata_version__"]
 
@@ -337,3 +342,43 @@ def test_record_created_time_matches_the_event_timestamp(tmp_path: Path) -> None
     log.record_event(SCHEMA_ID, 1, EVENT, timestamp_override=when)
     created, _ = stream.getvalue().split("|", 1)
     assert float(created) == when.timestamp()
+
+
+def test_an_event_over_max_event_size_is_a_value_error_before_any_write(
+    eventlog: EventLog, events_file: Path
+) -> None:
+    eventlog.max_event_size = 2000
+    eventlog.record_event(SCHEMA_ID, 1, {**EVENT, "user": "x" * 1500})
+    with pytest.raises(ValueError, match=r"more than max_event_size \(2000\)") as info:
+        eventlog.record_event(SCHEMA_ID, 1, {**EVENT, "user": "x" * 2000})
+    assert isinstance(info.value, EventTooLargeError)
+    assert len(read_lines(events_file)) == 1
+    eventlog.max_event_size = 0  # no limit
+    eventlog.record_event(SCHEMA_ID, 1, {**EVENT, "user": "x" * 2_000_000})
+    assert len(read_lines(events_file)[-1]["user"]) == 2_000_000
+
+
+def test_deeply_nested_events_are_errors_not_crashes(
+    file_handler: logging.Handler, events_file: Path
+) -> None:
+    recursive = {
+        "$id": "http://event.jupyter.org/tree",
+        "version": 1,
+        "type": "object",
+        "properties": {"child": {"$ref": "#"}},
+    }
+    log = EventLog(handlers=[file_handler], allowed_schemas=[recursive["$id"]])
+    log.register_schema(recursive)
+
+    def nested(depth: int) -> dict[str, Any]:
+        event: dict[str, Any] = {}
+        for _ in range(depth):
+            event = {"child": event}
+        return event
+
+    log.record_event(recursive["$id"], 1, nested(100))
+    with pytest.raises(jsonschema.ValidationError, match="nested too deeply"):
+        log.record_event(recursive["$id"], 1, nested(50_000))
+    with pytest.raises(TypeError, match="serialised"):  # JSON's own depth limit
+        log.record_event(recursive["$id"], 1, nested(300))
+    assert len(read_lines(events_file)) == 1

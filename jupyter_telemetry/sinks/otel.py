@@ -54,6 +54,7 @@ METADATA = "jupyter.event.metadata_version"
 PAYLOAD = "jupyter.event.payload"  # span events only: their attributes cannot hold a map
 SCOPE = "jupyter_telemetry"
 PROTOCOLS = ("grpc", "http/protobuf")
+MAX_BATCH_CHARS = 1_000_000  #: JSON characters per export request, one event beyond at most
 
 _diagnostics = logging.getLogger("jupyter_telemetry")
 
@@ -261,8 +262,14 @@ class OTelSink:
     def _drain(self) -> None:
         queue = self._queue
         while queue:
-            for _ in range(min(self._batch_size, len(queue))):
-                self._emit(*queue.popleft())
+            # Bounded in count and in size: collectors refuse requests over 4 MiB by
+            # default, and one refused request would lose every record in it.
+            count = size = 0
+            while queue and count < self._batch_size and size < MAX_BATCH_CHARS:
+                emission, context = queue.popleft()
+                count += 1
+                size += len(emission.line)
+                self._emit(emission, context)
             if self._collect is not None and self._exporter is not None:
                 self._export(self._exporter, self._collect.take())
 
