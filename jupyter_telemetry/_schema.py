@@ -23,6 +23,7 @@ import fastjsonschema
 import jsonschema
 import yaml
 
+from . import _categories
 from .errors import (
     EventValidationError,
     InvalidSchemaError,
@@ -76,6 +77,14 @@ class Schema:
 
     def validate(self, event: Any) -> None:
         """Raise :class:`EventValidationError` unless ``event`` matches; never mutates it."""
+        try:
+            self._validate(event)
+        except RecursionError:
+            # A recursive schema ($ref: "#") meets an event nested past the
+            # interpreter's stack: an invalid event, not a crash.
+            raise self.reject("the event is nested too deeply to validate", event) from None
+
+    def _validate(self, event: Any) -> None:
         if self._fast is not None:
             try:
                 self._fast(event)
@@ -164,6 +173,7 @@ def compile_schema(document: Mapping[str, Any]) -> Schema:
                 f"{where} declares property {name!r} at {path}: names starting with '__' "
                 "are reserved for the event capsule"
             )
+    _categories.check(doc)
     for path, ref in _refs(doc):
         if not ref.startswith("#"):
             raise SchemaRegistrationError(
