@@ -135,8 +135,9 @@ def compile_schema(document: Mapping[str, Any]) -> Schema:
     Raises :class:`InvalidSchemaError` (a ``jsonschema.SchemaError``) when the
     document does not match its metaschema, and
     :class:`SchemaRegistrationError` (a ``ValueError``) when ``$id`` or
-    ``version`` is missing, a property name starts with ``__``, or a ``$ref``
-    points outside the document (remote references are never fetched).
+    ``version`` is missing, a property name starts with ``__``, a property's
+    ``categories`` is not a list of strings, or a ``$ref`` points outside the
+    document (remote references are never fetched).
     """
     if not isinstance(document, Mapping):
         raise SchemaRegistrationError(
@@ -183,8 +184,8 @@ def compile_schema(document: Mapping[str, Any]) -> Schema:
     fast = None
     if validator_cls in _FAST_DRAFTS:
         try:
-            fast = fastjsonschema.compile(
-                doc, handlers=_NO_FETCH, use_default=False, use_formats=False
+            fast = fastjsonschema.compile(  # it rewrites $refs in place: give it a copy
+                copy.deepcopy(doc), handlers=_NO_FETCH, use_default=False, use_formats=False
             )
         except fastjsonschema.JsonSchemaDefinitionException:
             fast = None  # a construct the code generator lacks: jsonschema alone will do

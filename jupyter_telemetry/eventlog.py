@@ -141,9 +141,11 @@ class EventLog(Configurable):
         self._events_logger.propagate = False
         self._lines = LoggingSink(self._events_logger)
         self._otel: OTelSink | None = None
+        self._constructed = False
         super().__init__(*args, **kwargs)
         self._attach_handlers([], self.handlers)
         self._otel = self._make_otel_sink()
+        self._constructed = True
         self._rebuild()
 
     # -- configuration ---------------------------------------------------------
@@ -252,8 +254,8 @@ class EventLog(Configurable):
         "span_events",
     )
     def _otel_changed(self, change: Mapping[str, Any]) -> None:
-        if not hasattr(self, "_otel"):
-            return  # still in the constructor: __init__ builds the sink once
+        if not self._constructed:
+            return  # traits set by the constructor or config: __init__ builds the sink once
         old, self._otel = self._otel, self._make_otel_sink()
         self._rebuild()
         if old is not None:
@@ -277,8 +279,9 @@ class EventLog(Configurable):
         The document is copied, never mutated. Raises
         ``jsonschema.SchemaError`` when it does not match its metaschema and
         ``ValueError`` when ``$id``/``version`` is missing, a property name
-        starts with ``__``, a ``$ref`` leaves the document, or this
-        ``($id, version)`` is already registered.
+        starts with ``__``, a ``categories`` is not a list of strings, a
+        ``$ref`` leaves the document, or this ``($id, version)`` is already
+        registered.
         """
         self._registry.add(_schema.compile_schema(schema))
         self._rebuild()

@@ -403,3 +403,20 @@ def test_our_encoder_builds_exactly_the_sdks_request(
     ours = encode_logs(batch).SerializeToString(deterministic=True)
     theirs = sdk_encode(batch).SerializeToString(deterministic=True)
     assert ours == theirs
+
+
+def test_constructing_and_shutting_down_leaves_no_thread_behind() -> None:
+    import threading
+
+    before = {t.ident for t in threading.enumerate()}
+    for _ in range(3):
+        log = EventLog(
+            handlers=[logging.NullHandler()],
+            otlp_endpoint=f"http://127.0.0.1:{closed_port()}",
+            service_name="threads",
+            span_events=True,
+            otlp_max_queue_size=10,
+        )
+        log.shutdown(timeout=1)
+    left = [t.name for t in threading.enumerate() if t.ident not in before and t.is_alive()]
+    assert not [name for name in left if name.startswith("jupyter_telemetry")], left

@@ -243,3 +243,13 @@ def test_url_timeout_bounds_a_trickling_server(log: EventLog, server: str) -> No
     with pytest.raises(SchemaLoadError, match=r"longer than 0\.5 s|timed out"):
         log.register_schema_url(f"{server}/slow.json")
     assert time.monotonic() - started < 2.0
+
+
+def test_stored_schema_is_the_document_as_given(log: EventLog) -> None:
+    schema = {
+        **SCHEMA,
+        "definitions": {"positive": {"type": "integer", "minimum": 1}},
+        "properties": {**SCHEMA["properties"], "count": {"$ref": "#/definitions/positive"}},
+    }
+    log.register_schema(schema)
+    assert log.schemas[(SCHEMA_ID, 1)] == schema  # no $ref rewritten by the compiler
