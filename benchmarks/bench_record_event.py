@@ -4,10 +4,10 @@
     python benchmarks/bench_record_event.py [--json PATH] [--rows KEY,...] [--scale F]
 
 Each row of ROWS runs in its own subprocess (this file with ``--worker``), so the
-packages never share an interpreter. jupyter-telemetry 0.1.0 has the same import
-name as ours, so it runs in ``benchmarks/.venv-0.1.0``, created on first use.
-Only the standard library may be imported at module level: the worker also runs
-in that venv. See benchmarks/README.md for what is measured.
+packages never share an interpreter. Each anchor runs in a virtualenv of its own
+(``benchmarks/.venv-0.1.0``: 0.1.0 has our import name; ``benchmarks/.venv-jupyter_events``),
+created on first use. Only the standard library may be imported at module level:
+the worker also runs in those venvs. See benchmarks/README.md for what is measured.
 """
 
 import argparse
@@ -27,7 +27,10 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-OLD_VENV = HERE / ".venv-0.1.0"
+ANCHOR_VENVS = {
+    "jt010": (HERE / ".venv-0.1.0", "jupyter-telemetry==0.1.0"),
+    "jupyter_events": (HERE / ".venv-jupyter_events", "jupyter_events==0.12.1"),
+}
 RESULT_MARK = "BENCH-RESULT "
 TIMES = "\u00d7"  # the multiplication sign, for ratios
 CLOSE_CAP_S = 10  # give up waiting for a worker's close()/shutdown() after this
@@ -377,22 +380,24 @@ class Collector:
         self.log.close()
 
 
-def old_venv_python():
-    """Python of benchmarks/.venv-0.1.0, creating it (with jupyter-telemetry==0.1.0) if needed."""
-    python = OLD_VENV / "bin" / "python"
-    probe = [
-        str(python),
-        "-c",
-        "import importlib.metadata as m; print(m.version('jupyter-telemetry'))",
-    ]
+def anchor_python(candidate):
+    """Python of the anchor's own virtualenv, creating it (with the pinned release) if needed.
+
+    Anchors never share our venv: 0.1.0 has our import name, and jupyter_events
+    pulls in packages (jsonschema's format extras) that would slow our imports.
+    """
+    venv, requirement = ANCHOR_VENVS[candidate]
+    name, version = requirement.split("==")
+    python = venv / "bin" / "python"
+    probe = [str(python), "-c", f"import importlib.metadata as m; print(m.version({name!r}))"]
     if python.exists():
         installed = subprocess.run(probe, capture_output=True, text=True).stdout.strip()
-        if installed == "0.1.0":
+        if installed == version:
             return python
-    print(f"creating {OLD_VENV} with jupyter-telemetry==0.1.0 ...", flush=True)
+    print(f"creating {venv} with {requirement} ...", flush=True)
     for cmd in (
-        [sys.executable, "-m", "venv", "--clear", str(OLD_VENV)],
-        [str(python), "-m", "pip", "install", "-q", "jupyter-telemetry==0.1.0"],
+        [sys.executable, "-m", "venv", "--clear", str(venv)],
+        [str(python), "-m", "pip", "install", "-q", requirement],
     ):
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
@@ -440,9 +445,9 @@ def run_row(row, workdir, args, endpoints):
     # OTEL_* variables would turn on (or redirect) exporting in the rows that must not export.
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     python = Path(sys.executable)
-    if row.candidate == "jt010":
+    if row.candidate in ANCHOR_VENVS:
         env.pop("PYTHONPATH", None)
-        python = old_venv_python()
+        python = anchor_python(row.candidate)
     if "otlp" in row.options:
         if endpoints.get(row.options["otlp"]) is None:
             return {"status": "skipped", "reason": endpoints.get("error", "no endpoint")}

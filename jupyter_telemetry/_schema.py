@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import time
 import urllib.error
@@ -21,6 +22,9 @@ from typing import IO, Any
 
 import fastjsonschema
 import jsonschema
+import referencing
+import referencing.exceptions
+import referencing.jsonschema
 import yaml
 
 from . import _categories
@@ -77,31 +81,36 @@ class Schema:
 
     def validate(self, event: Any) -> None:
         """Raise :class:`EventValidationError` unless ``event`` matches; never mutates it."""
+        fast = self._fast
+        if fast is not None:
+            try:
+                fast(event)
+                return
+            except (fastjsonschema.JsonSchemaValueException, RecursionError):
+                pass
+        self.explain(event)
+
+    def explain(self, event: Any) -> None:
+        """Raise the :class:`EventValidationError` that best explains why ``event`` fails.
+
+        Runs the full jsonschema validator; returns only if it finds no error.
+        """
         try:
-            self._validate(event)
+            best = jsonschema.exceptions.best_match(self._explainer.iter_errors(event))
         except RecursionError:
             # A recursive schema ($ref: "#") meets an event nested past the
             # interpreter's stack: an invalid event, not a crash.
             raise self.reject("the event is nested too deeply to validate", event) from None
-
-    def _validate(self, event: Any) -> None:
-        if self._fast is not None:
-            try:
-                self._fast(event)
-                return
-            except fastjsonschema.JsonSchemaValueException as exc:
-                fast_error: fastjsonschema.JsonSchemaValueException | None = exc
-        else:
-            fast_error = None
-        best = jsonschema.exceptions.best_match(self._explainer.iter_errors(event))
         if best is not None:
             raise self._error(best.message, best) from None
-        if fast_error is not None:  # the validators disagree: trust the stricter one
-            path = "$" + "".join(f"[{p!r}]" for p in (fast_error.path or [])[1:])
-            raise EventValidationError(
-                f"{self._where()} is invalid at {path}: {fast_error.message}",
-                instance=event,
-            ) from None
+        if self._fast is not None:  # the validators disagree: trust the stricter one
+            try:
+                self._fast(event)
+            except fastjsonschema.JsonSchemaValueException as exc:
+                path = "$" + "".join(f"[{p!r}]" for p in (exc.path or [])[1:])
+                raise self.reject_at(path, exc.message, event) from None
+            except RecursionError:
+                raise self.reject("the event is nested too deeply to validate", event) from None
 
     def _where(self) -> str:
         return f"event for schema {self.id!r} version {self.version!r}"
@@ -122,8 +131,12 @@ class Schema:
 
     def reject(self, reason: str, instance: Any) -> EventValidationError:
         """An :class:`EventValidationError` for a rule outside the schema itself."""
+        return self.reject_at("$", reason, instance)
+
+    def reject_at(self, path: str, reason: str, instance: Any) -> EventValidationError:
+        """An :class:`EventValidationError` naming the schema, ``path`` and ``reason``."""
         error = EventValidationError(
-            f"{self._where()} is invalid at $: {reason}", instance=instance
+            f"{self._where()} is invalid at {path}: {reason}", instance=instance
         )
         error.schema_id, error.version = self.id, self.version
         return error
@@ -136,9 +149,19 @@ def compile_schema(document: Mapping[str, Any]) -> Schema:
     document does not match its metaschema, and
     :class:`SchemaRegistrationError` (a ``ValueError``) when ``$id`` or
     ``version`` is missing, a property name starts with ``__``, a property's
-    ``categories`` is not a list of strings, or a ``$ref`` points outside the
-    document (remote references are never fetched).
+    ``categories`` is not a list of strings, a ``$ref`` points outside the
+    document (remote references are never fetched) or to nothing in it, or the
+    document is nested too deeply to check.
     """
+    try:
+        return _compile(document)
+    except RecursionError:
+        raise SchemaRegistrationError(
+            "the schema is nested too deeply to check (Python's recursion limit)"
+        ) from None
+
+
+def _compile(document: Mapping[str, Any]) -> Schema:
     if not isinstance(document, Mapping):
         raise SchemaRegistrationError(
             f"a schema must be a JSON object (dict), got {type(document).__name__}"
@@ -154,6 +177,17 @@ def compile_schema(document: Mapping[str, Any]) -> Schema:
         raise SchemaRegistrationError(f"schema '$id' must be a non-empty string, got {schema_id!r}")
     _version_key(version)
     where = f"schema {schema_id!r} version {version!r}"
+    for path, node in _walk(doc, "#"):
+        if not _is_json(node):
+            raise SchemaRegistrationError(
+                f"{where} holds {node!r} (of type {type(node).__name__}) at {path}: a schema "
+                "is JSON data (objects with string keys, arrays, strings, finite numbers, "
+                "booleans, null)"
+            )
+    if not isinstance(doc.get("$schema", ""), str):
+        raise SchemaRegistrationError(
+            f"{where} has a '$schema' that is not a string: {doc['$schema']!r}"
+        )
 
     validator_cls = jsonschema.validators.validator_for(doc, default=DEFAULT_DRAFT)
     try:
@@ -181,6 +215,7 @@ def compile_schema(document: Mapping[str, Any]) -> Schema:
                 f"{where} has a $ref to {ref!r} at {path}: only references inside the "
                 "schema ('#/...') are supported; remote schemas are never fetched"
             )
+    _check_refs_resolve(doc, validator_cls, where)
     fast = None
     if validator_cls in _FAST_DRAFTS:
         try:
@@ -192,11 +227,53 @@ def compile_schema(document: Mapping[str, Any]) -> Schema:
     return Schema(schema_id, version, doc, fast, validator_cls(doc))
 
 
+def _check_refs_resolve(
+    doc: dict[str, Any], validator_cls: type[jsonschema.protocols.Validator], where: str
+) -> None:
+    """Resolve every ``$ref`` as the validator will, once, here rather than per event.
+
+    A ``$ref`` to a path or anchor that is not in the document would otherwise
+    raise a referencing error out of every ``record_event``.
+    """
+    dialect = validator_cls.META_SCHEMA.get("$schema", "")
+    specification = referencing.jsonschema.specification_with(
+        dialect, default=referencing.Specification.OPAQUE
+    )
+    root = specification.create_resource(doc)
+    pending = [(referencing.Registry().resolver_with_root(root), root)]
+    while pending:
+        resolver, resource = pending.pop()
+        contents = resource.contents
+        ref = contents.get("$ref") if isinstance(contents, Mapping) else None
+        if isinstance(ref, str):
+            try:
+                target = resolver.lookup(ref).contents
+            except referencing.exceptions.Unresolvable:
+                raise SchemaRegistrationError(
+                    f"{where} has a $ref to {ref!r}, which points to nothing in the schema"
+                ) from None
+            if not isinstance(target, (Mapping, bool)):
+                raise SchemaRegistrationError(
+                    f"{where} has a $ref to {ref!r}, which points to {target!r} "
+                    f"(of type {type(target).__name__}), not to a schema"
+                )
+        pending.extend((resolver.in_subresource(sub), sub) for sub in resource.subresources())
+
+
 def _refuse(uri: str) -> Any:
     raise SchemaRegistrationError(f"remote $ref {uri!r} is never fetched")
 
 
 _NO_FETCH = {"http": _refuse, "https": _refuse, "file": _refuse, "": _refuse, "ftp": _refuse}
+
+
+def _is_json(node: Any) -> bool:
+    """Whether ``node`` itself is JSON data (YAML also yields dates, bytes and sets)."""
+    if isinstance(node, dict):
+        return all(isinstance(key, str) for key in node)
+    if isinstance(node, float):
+        return math.isfinite(node)
+    return node is None or isinstance(node, (str, int, list))
 
 
 def _walk(node: Any, path: str) -> Iterator[tuple[str, Any]]:
@@ -258,10 +335,14 @@ def parse_document(text: str | bytes, source: str) -> Any:
         return json.loads(text)
     except ValueError:
         pass
+    except RecursionError:
+        raise SchemaLoadError(f"{source} is nested too deeply to parse") from None
     try:
         return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise SchemaLoadError(f"{source} is neither JSON nor YAML: {exc}") from None
+    except RecursionError:
+        raise SchemaLoadError(f"{source} is nested too deeply to parse") from None
 
 
 def load_file(source: str | os.PathLike[str] | IO[Any]) -> Any:

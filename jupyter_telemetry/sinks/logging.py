@@ -11,6 +11,7 @@ which writes the line as is).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable
@@ -24,13 +25,26 @@ from . import Emission
 
 _LogRecord = logging.LogRecord
 _new_record = object.__new__
+_HANDLE = logging.Handler.handle
 _get_ident = threading.get_ident
 _current_thread = threading.current_thread
-_getpid = os.getpid
+_pid = [os.getpid()]  # getpid() is a system call; a fork is the only way it changes
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
 
 
 def _dumps(obj: Any, **_: Any) -> str:
     return orjson.dumps(obj).decode()
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether ``value`` holds a float NaN or infinity, at any depth."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_non_finite(item) for item in value)
+    return False
 
 
 class _LineLogger(BoundLoggerBase):
@@ -118,7 +132,7 @@ class _HandlerFanout:
         )
         fields["thread"] = _get_ident()
         fields["threadName"] = _current_thread().name
-        fields["process"] = _getpid()
+        fields["process"] = _pid[0]
         _emitting.record = record
         try:
             for handler in logger.handlers:
@@ -127,7 +141,13 @@ class _HandlerFanout:
                 gate = _gate(handler)
                 gate.failed = False
                 try:
-                    handler.handle(record)
+                    if type(handler).handle is _HANDLE:
+                        # Handler.handle without the extra frame: filters, lock, emit.
+                        if not handler.filters or handler.filter(record):
+                            with handler.lock:  # type: ignore[union-attr]
+                                handler.emit(record)
+                    else:
+                        handler.handle(record)
                 except Exception:  # a handler that raises instead of handling its error
                     gate(record)
                 if not gate.failed:
@@ -155,7 +175,11 @@ class LoggingSink:
 
     def render(self, capsule: dict[str, Any]) -> str:
         """Serialise ``capsule`` to one JSON line; raises ``TypeError`` if it cannot."""
-        return self._structlog.render(capsule)
+        line = self._structlog.render(capsule)
+        # orjson writes NaN and Infinity as null; only a line holding null needs the walk.
+        if "null" in line and _non_finite(capsule):
+            raise TypeError("NaN and Infinity have no JSON encoding")
+        return line
 
     def emit(self, emission: Emission) -> None:
         self._structlog.write(emission.line, emission.time_ns / 1e9)
