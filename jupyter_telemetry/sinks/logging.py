@@ -11,7 +11,6 @@ which writes the line as is).
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 from collections.abc import Callable
@@ -36,14 +35,28 @@ def _dumps(obj: Any, **_: Any) -> str:
     return orjson.dumps(obj).decode()
 
 
+_SCALARS = (str, int, bool, type(None))
+
+
 def _non_finite(value: Any) -> bool:
-    """Whether ``value`` holds a float NaN or infinity, at any depth."""
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_non_finite(item) for item in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_non_finite(item) for item in value)
+    """Whether ``value`` holds a float NaN or infinity, at any depth (no recursion)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind in _SCALARS:
+            continue
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif isinstance(item, float):
+            if item - item != 0.0:  # NaN and ±inf, without a call
+                return True
+        elif isinstance(item, dict):
+            stack.extend(dict(item).values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
     return False
 
 
