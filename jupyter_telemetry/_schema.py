@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -215,25 +216,27 @@ def _compile(document: Mapping[str, Any]) -> Schema:
                 f"{where} has a $ref to {ref!r} at {path}: only references inside the "
                 "schema ('#/...') are supported; remote schemas are never fetched"
             )
-    _check_refs_resolve(doc, validator_cls, where)
+    _check_subschemas(doc, validator_cls, where)
     fast = None
     if validator_cls in _FAST_DRAFTS:
         try:
             fast = fastjsonschema.compile(  # it rewrites $refs in place: give it a copy
                 copy.deepcopy(doc), handlers=_NO_FETCH, use_default=False, use_formats=False
             )
-        except fastjsonschema.JsonSchemaDefinitionException:
+        except (fastjsonschema.JsonSchemaDefinitionException, re.error):
             fast = None  # a construct the code generator lacks: jsonschema alone will do
     return Schema(schema_id, version, doc, fast, validator_cls(doc))
 
 
-def _check_refs_resolve(
+def _check_subschemas(
     doc: dict[str, Any], validator_cls: type[jsonschema.protocols.Validator], where: str
 ) -> None:
-    """Resolve every ``$ref`` as the validator will, once, here rather than per event.
+    """Resolve every ``$ref`` and compile every regex as the validator will, once.
 
     A ``$ref`` to a path or anchor that is not in the document would otherwise
-    raise a referencing error out of every ``record_event``.
+    raise a referencing error out of every ``record_event``, and a pattern
+    Python cannot compile (Draft 4's metaschema does not check
+    ``patternProperties``) an ``re.error`` out of registration.
     """
     dialect = validator_cls.META_SCHEMA.get("$schema", "")
     specification = referencing.jsonschema.specification_with(
@@ -244,7 +247,19 @@ def _check_refs_resolve(
     while pending:
         resolver, resource = pending.pop()
         contents = resource.contents
-        ref = contents.get("$ref") if isinstance(contents, Mapping) else None
+        if not isinstance(contents, Mapping):
+            continue
+        keyed = contents.get("patternProperties")
+        for pattern in [contents.get("pattern"), *(keyed if isinstance(keyed, Mapping) else ())]:
+            if not isinstance(pattern, str):
+                continue
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise InvalidSchemaError(
+                    f"{where} has a pattern Python cannot compile: {pattern!r} ({exc})"
+                ) from None
+        ref = contents.get("$ref")
         if isinstance(ref, str):
             try:
                 target = resolver.lookup(ref).contents
@@ -257,7 +272,11 @@ def _check_refs_resolve(
                     f"{where} has a $ref to {ref!r}, which points to {target!r} "
                     f"(of type {type(target).__name__}), not to a schema"
                 )
-        pending.extend((resolver.in_subresource(sub), sub) for sub in resource.subresources())
+        pending.extend(
+            (resolver.in_subresource(sub), sub)
+            for sub in resource.subresources()
+            if isinstance(sub.contents, Mapping)  # not dependencies' arrays of names
+        )
 
 
 def _refuse(uri: str) -> Any:

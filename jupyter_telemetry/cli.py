@@ -279,6 +279,7 @@ class _Replayer:
             exporter=settings.exporter,
             max_queue_size=queue_size,
             exit_timeout=timeout,
+            export_timeout=timeout,
         )
         self.limit = queue_size
         self.timeout = timeout

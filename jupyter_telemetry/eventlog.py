@@ -232,6 +232,7 @@ class EventLog(Configurable):
             settings.provider(),
             exporter=settings.exporter,
             exit_timeout=self.shutdown_timeout,
+            export_timeout=self.otlp_timeout,
             **queue,  # type: ignore[arg-type]
         )
 

@@ -161,6 +161,37 @@ class ReceivedSpan:
     scope_version: str
 
 
+def _received_log(r: dict[str, Any]) -> ReceivedLog:
+    return ReceivedLog(
+        event_name=r["event_name"],
+        body=_decode(r["body"]),
+        attributes=_decode_kvs(r["attributes"]),
+        timestamp_ns=r["time"],
+        observed_timestamp_ns=r["observed_time"],
+        severity_text=r["severity_text"],
+        severity_number=r["severity_number"],
+        trace_id=r["trace_id"],
+        span_id=r["span_id"],
+        resource=_decode_kvs(r["resource"]),
+        scope_name=r["scope"][0],
+        scope_version=r["scope"][1],
+    )
+
+
+def _received_span(r: dict[str, Any]) -> ReceivedSpan:
+    return ReceivedSpan(
+        name=r["name"],
+        trace_id=r["trace_id"],
+        span_id=r["span_id"],
+        parent_span_id=r["parent_span_id"],
+        attributes=_decode_kvs(r["attributes"]),
+        events=[(name, _decode_kvs(attrs)) for name, attrs in r["events"]],
+        resource=_decode_kvs(r["resource"]),
+        scope_name=r["scope"][0],
+        scope_version=r["scope"][1],
+    )
+
+
 _T = TypeVar("_T")
 _running: set[subprocess.Popen[bytes]] = set()
 
@@ -222,6 +253,10 @@ class Collector:
         self._proc: subprocess.Popen[bytes] | None = None
         self._runs = 0  # completed start() calls; each run has its own files
         self._ever_up = False  # ports are fixed once a run came up on them
+        self._read: dict[int, int] = {}  # run -> bytes of its file already decoded
+        self._logs: list[ReceivedLog] = []  # decoded, in arrival order
+        self._spans: list[ReceivedSpan] = []
+        self._error: str | None = None
 
     @property
     def grpc_endpoint(self) -> str:
@@ -342,55 +377,49 @@ class Collector:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _records(self, kind: str) -> list[dict[str, Any]]:
-        """Raw JSON records of ``kind`` from every run, in arrival order."""
-        records = []
+    def _refresh(self) -> None:
+        """Decode what arrived since the last call (files only grow; a run never resumes)."""
+        if self._error is not None:
+            raise RuntimeError("collector processor failed:\n" + self._error)
         for run in range(1, self._runs + 1):
-            text = (self.workdir / f"received-{run:03d}.jsonl").read_text(encoding="utf-8")
-            for line in text.split("\n")[:-1]:  # drop a torn tail after SIGKILL
+            with open(self.workdir / f"received-{run:03d}.jsonl", "rb") as received:
+                received.seek(self._read.get(run, 0))
+                data = received.read()
+            complete = data.rfind(b"\n") + 1  # a torn tail after SIGKILL stays unread
+            self._read[run] = self._read.get(run, 0) + complete
+            for line in data[:complete].splitlines():
                 record = json.loads(line)
                 if record["kind"] == "error":
-                    raise RuntimeError("collector processor failed:\n" + record["error"])
-                if record["kind"] == kind:
-                    records.append(record)
-        return records
+                    self._error = record["error"]
+                    raise RuntimeError("collector processor failed:\n" + self._error)
+                if record["kind"] == "log":
+                    self._logs.append(_received_log(record))
+                elif record["kind"] == "span":
+                    self._spans.append(_received_span(record))
 
     def logs(self) -> list[ReceivedLog]:
         """Every log record received so far, across restarts."""
-        return [
-            ReceivedLog(
-                event_name=r["event_name"],
-                body=_decode(r["body"]),
-                attributes=_decode_kvs(r["attributes"]),
-                timestamp_ns=r["time"],
-                observed_timestamp_ns=r["observed_time"],
-                severity_text=r["severity_text"],
-                severity_number=r["severity_number"],
-                trace_id=r["trace_id"],
-                span_id=r["span_id"],
-                resource=_decode_kvs(r["resource"]),
-                scope_name=r["scope"][0],
-                scope_version=r["scope"][1],
-            )
-            for r in self._records("log")
-        ]
+        self._refresh()
+        return list(self._logs)
 
     def spans(self) -> list[ReceivedSpan]:
         """Every span received so far, across restarts."""
-        return [
-            ReceivedSpan(
-                name=r["name"],
-                trace_id=r["trace_id"],
-                span_id=r["span_id"],
-                parent_span_id=r["parent_span_id"],
-                attributes=_decode_kvs(r["attributes"]),
-                events=[(name, _decode_kvs(attrs)) for name, attrs in r["events"]],
-                resource=_decode_kvs(r["resource"]),
-                scope_name=r["scope"][0],
-                scope_version=r["scope"][1],
-            )
-            for r in self._records("span")
-        ]
+        self._refresh()
+        return list(self._spans)
+
+    def log_count(self) -> int:
+        """How many log records arrived so far, across restarts."""
+        self._refresh()
+        return len(self._logs)
+
+    def wait_for_log_count(self, n: int, timeout: float = 15.0) -> int:
+        """Poll until at least ``n`` log records arrived (cheap for large runs); return the count."""
+        deadline = time.monotonic() + timeout
+        while True:
+            count = self.log_count()
+            if count >= n or time.monotonic() >= deadline:
+                return count
+            time.sleep(0.1)
 
     def wait_for_logs(
         self,

@@ -101,3 +101,39 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     running.start()
     yield running
     running.stop()
+
+
+# -- figures: what the fault, load and fuzz tests measured (RELIABILITY.md) ----
+
+
+@pytest.fixture(scope="session")
+def _figures_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    store: dict[str, Any] = {}
+    yield store
+    if store:
+        path = tmp_path_factory.getbasetemp() / "reliability-figures.json"
+        path.write_text(json.dumps(store, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"\nreliability figures written to {path}")
+
+
+@pytest.fixture
+def figures(
+    request: pytest.FixtureRequest,
+    _figures_store: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    record_property: Any,
+) -> Any:
+    """``figures(name=value, ...)``: print a test's measurements and keep them.
+
+    They go to the terminal (even without ``-s``), the JUnit XML properties and
+    ``reliability-figures.json`` in pytest's base temporary directory.
+    """
+
+    def report(**values: Any) -> None:
+        _figures_store.setdefault(request.node.nodeid, {}).update(values)
+        for name, value in values.items():
+            record_property(name, value)
+        with capsys.disabled():
+            print(f"\nFIGURES {request.node.nodeid}: {json.dumps(values, sort_keys=True)}")
+
+    return report

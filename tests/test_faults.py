@@ -1,11 +1,25 @@
-"""Faults: failing handlers, a collector that dies, comes back or never comes."""
+"""Faults: failing handlers, a collector that dies, comes back or never comes, fork()."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import random
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from _collector import Collector, ReceivedLog
 from conftest import EVENT, SCHEMA, SCHEMA_ID, read_lines
 
 from jupyter_telemetry import EventLog
@@ -55,3 +69,405 @@ def test_a_failure_streak_that_ends_and_starts_again_is_reported_again(
         flaky.broken = broken
         log.record_event(SCHEMA_ID, 1, EVENT)
     assert capsys.readouterr().err.count("--- Logging error ---") == 2
+
+
+# -- helpers --------------------------------------------------------------------
+
+PROTOCOLS = ["grpc", "http/protobuf"]
+
+
+def endpoint(collector: Collector, protocol: str) -> str:
+    return collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint
+
+
+def unique() -> str:
+    return f"svc-{uuid.uuid4().hex[:12]}"
+
+
+def of_service(service: str) -> Callable[[ReceivedLog], bool]:
+    return lambda r: r.resource.get("service.name") == service
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- a handler that fails --------------------------------------------------------
+
+
+def test_a_failing_handler_does_not_keep_events_from_the_collector(
+    collector: Collector, tmp_path: Path, capsys: pytest.CaptureFixture[str], figures: Any
+) -> None:
+    full = logging.FileHandler("/dev/full")  # every write fails with ENOSPC
+    good = logging.FileHandler(tmp_path / "events.log")
+    service = unique()
+    log = EventLog(
+        handlers=[full, good],
+        allowed_schemas=[SCHEMA_ID],
+        otlp_endpoint=collector.grpc_endpoint,
+        service_name=service,
+    )
+    log.register_schema(SCHEMA)
+    for count in range(100):
+        assert log.record_event(SCHEMA_ID, 1, {**EVENT, "count": count}) is not None
+    assert log.flush(10)
+    log.shutdown(5)
+    good.close()
+    with contextlib.suppress(OSError):  # closing flushes, and /dev/full refuses that too
+        full.close()
+    received = collector.wait_for_logs(100, predicate=of_service(service))
+    assert sorted(r.body["count"] for r in received) == list(range(100))
+    assert [x["count"] for x in read_lines(tmp_path / "events.log")] == list(range(100))
+    assert log.otel_dropped == 0
+    err = capsys.readouterr().err
+    assert err.count("--- Logging error ---") == 1, err[:2000]
+    figures(offered=100, written_good_file=100, written_dev_full=0, delivered=len(received))
+
+
+# -- the collector dies mid-stream and comes back ----------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_collector_killed_mid_stream_loses_only_counted_records_and_replay_recovers_all(
+    tmp_path: Path, protocol: str, figures: Any
+) -> None:
+    collector = Collector(tmp_path / "collector")
+    collector.start()
+    try:
+        service, path = unique(), tmp_path / "events.log"
+        handler = logging.FileHandler(path, encoding="utf-8")
+        log = EventLog(
+            handlers=[handler],
+            allowed_schemas=[SCHEMA_ID],
+            otlp_endpoint=endpoint(collector, protocol),
+            otlp_protocol=protocol,
+            service_name=service,
+            otlp_timeout=1.0,
+        )
+        log.register_schema(SCHEMA)
+        offered = 0
+
+        def stream(seconds: float) -> None:  # a steady stream, ~1,000 events a second
+            nonlocal offered
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                log.record_event(SCHEMA_ID, 1, {**EVENT, "count": offered})
+                offered += 1
+                time.sleep(0.001)
+
+        started = time.monotonic()
+        stream(2.0)
+        before_kill = offered
+        collector.stop(kill=True)  # SIGKILL: no goodbye, connections reset
+        stream(3.0)
+        during_outage = offered - before_kill
+        collector.start()  # same ports
+        stream(3.0)
+        log.flush(30)
+        log.shutdown(10)
+        handler.close()
+        live_seconds = time.monotonic() - started
+
+        assert [line["count"] for line in read_lines(path)] == list(range(offered))
+        live = Counter(r.body["count"] for r in collector.logs() if of_service(service)(r))
+        dropped = log.otel_dropped
+        sink = log._otel
+        assert sink is not None
+        missing = offered - len(live)
+        # every record the collector lacks was counted as not delivered
+        assert missing <= dropped, (missing, dropped)
+        assert len(live) + dropped >= offered
+
+        replay_started = time.monotonic()
+        result = subprocess.run(
+            [
+                sys.executable, "-m", "jupyter_telemetry", "replay", str(path),
+                "--otlp-endpoint", endpoint(collector, protocol), "--otlp-protocol", protocol,
+                "--service-name", service,
+            ],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        replay_seconds = time.monotonic() - replay_started
+        assert result.returncode == 0, result.stderr
+        assert f"{offered} sent, 0 skipped, 0 failed" in result.stdout
+        collector.wait_for_log_count(sum(live.values()) + offered, timeout=60)
+        after = Counter(r.body["count"] for r in collector.logs() if of_service(service)(r))
+        assert set(after) == set(range(offered)), "replay did not bring the collector to 100%"
+    finally:
+        collector.stop()
+    figures(
+        protocol=protocol,
+        offered=offered,
+        offered_during_outage=during_outage,
+        written_file=offered,
+        delivered_live_distinct=len(live),
+        delivered_live_duplicates=sum(live.values()) - len(live),
+        dropped=dropped,
+        dropped_queue_full=sink.dropped_queue_full,
+        dropped_export_failed=sink.dropped_export_failed,
+        dropped_at_shutdown=sink.dropped_at_shutdown,
+        accounting_exact=len(live) + dropped == offered,
+        replayed=offered,
+        recovered_distinct=len(after),
+        live_seconds=round(live_seconds, 2),
+        replay_seconds=round(replay_seconds, 2),
+    )
+
+
+# -- the collector never comes ----------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("events", [50, 5000])
+def test_collector_never_up_exit_is_bounded_by_shutdown_timeout_and_reports_drops(
+    tmp_path: Path, protocol: str, events: int, figures: Any
+) -> None:
+    shutdown_timeout = 1.0
+    program = textwrap.dedent(
+        f"""
+        import logging, sys, time
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from conftest import SCHEMA, SCHEMA_ID, EVENT
+        from jupyter_telemetry import EventLog
+        log = EventLog(handlers=[logging.FileHandler("events.log")], allowed_schemas=[SCHEMA_ID],
+                       otlp_endpoint="http://127.0.0.1:{closed_port()}", otlp_protocol={protocol!r},
+                       shutdown_timeout={shutdown_timeout})
+        log.register_schema(SCHEMA)
+        for count in range({events}):
+            log.record_event(SCHEMA_ID, 1, {{**EVENT, "count": count}})
+        print(time.monotonic(), flush=True)  # recording finished
+        """
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", program],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    out, err = process.communicate(timeout=60)
+    exited = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process on the machine
+    assert process.returncode == 0, err
+    elapsed = exited - float(out.split()[-1])
+    assert elapsed < shutdown_timeout + 1.0, f"exit took {elapsed:.2f} s after recording"
+    assert f"{events} OpenTelemetry log record(s) were not delivered" in err, err[-2000:]
+    assert len((tmp_path / "events.log").read_text().splitlines()) == events
+    figures(
+        protocol=protocol,
+        offered=events,
+        written_file=events,
+        delivered=0,
+        dropped_reported=events,
+        shutdown_timeout=shutdown_timeout,
+        exit_seconds_after_recording=round(elapsed, 2),
+    )
+
+
+# -- os.fork() ----------------------------------------------------------------------
+
+
+def _users(collector: Collector, service: str) -> Counter[tuple[str, int]]:
+    return Counter(
+        (r.body["user"], r.body["count"]) for r in collector.logs() if of_service(service)(r)
+    )
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_fork_waits_for_the_batch_in_hand_and_each_event_arrives_once(
+    collector: Collector, protocol: str, figures: Any
+) -> None:
+    service = unique()
+    log = EventLog(
+        handlers=[],
+        allowed_schemas=[SCHEMA_ID],
+        otlp_endpoint=endpoint(collector, protocol),
+        otlp_protocol=protocol,
+        service_name=service,
+        otlp_max_queue_size=10_000,
+    )
+    log.register_schema(SCHEMA)
+    sink = log._otel
+    assert sink is not None and sink._exporter is not None
+    exporter, real_export = sink._exporter, sink._exporter.export
+    exporting = threading.Event()  # set while an export is under way
+
+    def slow_export(batch: Any) -> Any:  # a collector that takes its time
+        exporting.set()
+        try:
+            time.sleep(0.3)
+            return real_export(batch)
+        finally:
+            exporting.clear()
+
+    exporter.export = slow_export  # type: ignore[method-assign]
+    for count in range(600):  # 512 go out in the first batch, 88 stay queued
+        log.record_event(SCHEMA_ID, 1, {**EVENT, "user": "parent-before", "count": count})
+    assert exporting.wait(10)
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # child: it must not inherit an export under way
+        code = 3 if exporting.is_set() else 1
+        try:
+            if code == 1:
+                for count in range(100):
+                    log.record_event(SCHEMA_ID, 1, {**EVENT, "user": "child", "count": count})
+                code = 0 if log.flush(10) and log.otel_dropped == 0 else 2
+        finally:
+            os._exit(code)
+    fork_waited = time.monotonic() - started
+    queued_at_fork = 600 - sink.exported  # the second batch cannot have gone out yet
+    for count in range(100):
+        log.record_event(SCHEMA_ID, 1, {**EVENT, "user": "parent-after", "count": count})
+    assert log.flush(20)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    assert code != 3, "the child was forked in the middle of an export"
+    assert code == 0
+    # the fork came between the first batch and the second: 88 events were still queued
+    assert queued_at_fork == 88
+    log.shutdown(5)
+    collector.wait_for_logs(800, predicate=of_service(service))
+    received = _users(collector, service)
+    assert max(received.values()) == 1, "an event arrived twice"
+    assert Counter(user for user, _ in received) == {
+        "parent-before": 600,
+        "child": 100,
+        "parent-after": 100,
+    }
+    figures(
+        protocol=protocol,
+        queued_at_fork=queued_at_fork,
+        fork_waited_seconds=round(fork_waited, 2),
+        offered=800,
+        delivered_distinct=len(received),
+        duplicates=sum(received.values()) - len(received),
+    )
+
+
+def test_an_eventlog_shut_down_before_a_fork_stays_down_in_the_child() -> None:
+    log = EventLog(
+        handlers=[],
+        allowed_schemas=[SCHEMA_ID],
+        otlp_endpoint=f"http://127.0.0.1:{closed_port()}",
+    )
+    log.register_schema(SCHEMA)
+    log.shutdown(1)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            workers = [t for t in threading.enumerate() if t.name == "jupyter_telemetry.otel"]
+            log.record_event(SCHEMA_ID, 1, EVENT)
+            code = 0 if not workers and log.otel_dropped == 1 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child revived a shut-down exporter"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_forks_under_a_steady_stream_duplicate_and_lose_nothing(
+    collector: Collector, protocol: str, figures: Any
+) -> None:
+    service, forks = unique(), 20
+    log = EventLog(
+        handlers=[],
+        allowed_schemas=[SCHEMA_ID],
+        otlp_endpoint=endpoint(collector, protocol),
+        otlp_protocol=protocol,
+        service_name=service,
+        otlp_max_queue_size=100_000,
+    )
+    log.register_schema(SCHEMA)
+    rng = random.Random(1234)
+    offered, children = 0, []
+    started = time.monotonic()
+    for round_ in range(forks):
+        for _ in range(rng.randrange(800)):  # the worker is often mid-batch at the fork
+            log.record_event(SCHEMA_ID, 1, {**EVENT, "user": "parent", "count": offered})
+            offered += 1
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                for count in range(50):
+                    log.record_event(
+                        SCHEMA_ID, 1, {**EVENT, "user": f"child{round_}", "count": count}
+                    )
+                code = 0 if log.flush(15) and log.otel_dropped == 0 else 2
+            finally:
+                os._exit(code)
+        children.append(pid)
+    assert log.flush(30)
+    codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
+    seconds = time.monotonic() - started
+    log.shutdown(5)
+    assert codes == [0] * forks, codes
+    expected = offered + 50 * forks
+    collector.wait_for_logs(expected, timeout=60, predicate=of_service(service))
+    received = _users(collector, service)
+    assert max(received.values()) == 1, [k for k, v in received.items() if v > 1][:10]
+    assert len(received) == expected
+    figures(
+        protocol=protocol,
+        forks=forks,
+        offered=expected,
+        delivered_distinct=len(received),
+        duplicates=sum(received.values()) - len(received),
+        children_failed=sum(1 for code in codes if code),
+        seconds=round(seconds, 2),
+    )
+
+
+# -- a collector that hangs ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_hung_collector_bounds_shutdown_and_every_record_is_counted_once(
+    protocol: str, caplog: pytest.LogCaptureFixture, figures: Any
+) -> None:
+    # It accepts connections (the kernel does) and never answers: an export in flight
+    # blocks until otlp_timeout, and an HTTP request cannot be interrupted.
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(64)
+        otlp_timeout = 4.0
+        log = EventLog(
+            handlers=[],
+            allowed_schemas=[SCHEMA_ID],
+            otlp_endpoint=f"http://127.0.0.1:{hung.getsockname()[1]}",
+            otlp_protocol=protocol,
+            otlp_timeout=otlp_timeout,
+        )
+        log.register_schema(SCHEMA)
+        sink = log._otel
+        assert sink is not None
+        for count in range(600):  # one batch of 512 goes out at once and hangs
+            log.record_event(SCHEMA_ID, 1, {**EVENT, "count": count})
+        deadline = time.monotonic() + 5
+        while sink.queued > 88 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # the export is under way
+        started = time.monotonic()
+        log.shutdown(1.0)
+        seconds = time.monotonic() - started
+        at_shutdown = log.otel_dropped
+        sink._worker.join(otlp_timeout + 5)  # the abandoned export ends in its own time
+        later = log.otel_dropped
+    assert seconds < 1.0 + 1.0, f"shutdown(1.0) took {seconds:.2f} s"
+    assert at_shutdown == 600, "records in flight at shutdown were not counted"
+    assert later == 600, "a record was counted twice"
+    assert "600 OpenTelemetry log record(s) were not delivered" in caplog.text
+    figures(
+        protocol=protocol,
+        offered=600,
+        delivered=0,
+        dropped=later,
+        dropped_at_shutdown=sink.dropped_at_shutdown,
+        shutdown_timeout=1.0,
+        shutdown_seconds=round(seconds, 2),
+    )

@@ -54,7 +54,7 @@ METADATA = "jupyter.event.metadata_version"
 PAYLOAD = "jupyter.event.payload"  # span events only: their attributes cannot hold a map
 SCOPE = "jupyter_telemetry"
 PROTOCOLS = ("grpc", "http/protobuf")
-MAX_BATCH_CHARS = 1_000_000  #: JSON characters per export request, one event beyond at most
+MAX_BATCH_BYTES = 1_000_000  #: UTF-8 bytes of JSON per export request (a bigger event goes alone)
 
 _diagnostics = logging.getLogger("jupyter_telemetry")
 
@@ -160,7 +160,12 @@ class OTelSink:
     sink exports its records and shuts it down. Without, the provider belongs
     to the application, whose processors export; the sink only flushes it.
     Counters: :attr:`exported`, and :attr:`dropped` = queue full + export
-    failed (after the exporter's own retries) + still queued at shutdown.
+    failed (after the exporter's own retries) + not delivered by shutdown;
+    each record counts once, whichever thread gives up on it.
+
+    ``os.fork()`` waits (at most ``export_timeout`` + 1 s) for the batch the
+    worker has in hand: gRPC forbids a fork during a call, and a child forked
+    mid-call hangs or sends the parent's batch a second time.
     """
 
     def __init__(
@@ -173,6 +178,7 @@ class OTelSink:
         max_batch_size: int = 512,
         schedule_delay: float = 0.5,
         exit_timeout: float = 5.0,
+        export_timeout: float = 10.0,
     ) -> None:
         self.provider = provider
         self.owned = exporter is not None
@@ -185,30 +191,61 @@ class OTelSink:
         self._max_queue_size = max_queue_size
         self._batch_size = max_batch_size
         self._delay = schedule_delay
+        self._fork_wait = export_timeout + 1.0
         self._attributes: dict[tuple[str, int | str], dict[str, Any]] = {}
         self._failing = False
         self._start()
-        reinit = weakref.WeakMethod(self._start)
-        os.register_at_fork(after_in_child=lambda: (m := reinit()) and m())
+        _SINKS.add(self)
         atexit.register(_shutdown_at_exit, weakref.ref(self), exit_timeout)
 
-    def _start(self) -> None:
-        # Also the after-fork hook: the child starts empty, with its own thread
-        # and connection; what the parent queued is the parent's to send.
+    def _reset(self) -> None:
         self.exported = self.dropped_queue_full = self.dropped_export_failed = 0
         self.dropped_at_shutdown = 0
         self._queue: collections.deque[tuple[Emission, Any]] = collections.deque()
-        self._exporter = self._exporter_factory() if self._exporter_factory else None
         if self._collect is not None:
             self._collect.take()
+        # _lock: the counters, and the hand-over of records between worker and shutdown.
+        # _busy: held by the worker for a whole batch (taken, emitted, exported).
+        # _gate: closed by os.fork() so the worker cannot start batch after batch.
+        self._lock = threading.Lock()
+        self._busy = threading.Lock()
+        self._gate = threading.Lock()
+        self._fork_held = False
+        self._in_flight = 0  # records the worker took and has not counted yet
+        self._abandoned = False  # shutdown counted what is left: the worker counts no more
         self._wake = threading.Event()
         self._waiters_lock = threading.Lock()
         self._waiters: list[threading.Event] = []
+
+    def _start(self) -> None:
+        self._reset()
         self._stopping = False
+        self._exporter = self._exporter_factory() if self._exporter_factory else None
         self._worker = threading.Thread(
             target=self._run, name="jupyter_telemetry.otel", daemon=True
         )
         self._worker.start()
+
+    # -- fork: the child starts empty, with its own thread and connection -------
+
+    def _before_fork(self) -> None:
+        self._gate.acquire()
+        self._fork_held = self._busy.acquire(timeout=self._fork_wait)
+
+    def _after_fork_in_parent(self) -> None:
+        if self._fork_held:
+            self._fork_held = False
+            self._busy.release()
+        self._gate.release()
+
+    def _after_fork_in_child(self) -> None:
+        # What the parent queued is the parent's to send; a sink the parent
+        # shut down stays shut down.
+        if self._stopping:
+            self._reset()
+            self._abandoned = True
+        else:
+            self._start()
 
     # -- the caller's side: O(1), never blocks --------------------------------
 
@@ -217,10 +254,11 @@ class OTelSink:
             self._add_span_event(emission)
         queue = self._queue
         if len(queue) >= self._max_queue_size or self._stopping:
-            if self._stopping:
-                self.dropped_at_shutdown += 1
-            else:
-                self.dropped_queue_full += 1
+            with self._lock:  # callers on many threads: no increment may be lost
+                if self._stopping:
+                    self.dropped_at_shutdown += 1
+                else:
+                    self.dropped_queue_full += 1
             return
         queue.append((emission, otel_context.get_current()))
         if len(queue) >= self._batch_size:
@@ -256,24 +294,60 @@ class OTelSink:
             self._drain()
             for waiter in waiters:
                 waiter.set()
-            if stopping:
+            if stopping or self._abandoned:
                 return
 
     def _drain(self) -> None:
-        queue = self._queue
-        while queue:
-            # Bounded in count and in size: collectors refuse requests over 4 MiB by
-            # default, and one refused request would lose every record in it.
-            count = size = 0
-            while queue and count < self._batch_size and size < MAX_BATCH_CHARS:
-                emission, context = queue.popleft()
-                count += 1
-                size += len(emission.line)
-                self._emit(emission, context)
-            if self._collect is not None and self._exporter is not None:
-                self._export(self._exporter, self._collect.take())
+        while self._queue:
+            with self._gate:
+                pass
+            with self._busy:
+                batch = self._take()
+                if not batch:
+                    return
+                exported, failed = self._send(batch)
+                with self._lock:
+                    self._in_flight = 0
+                    if not self._abandoned:
+                        self.exported += exported
+                        self.dropped_export_failed += failed
 
-    def _emit(self, emission: Emission, context: Any) -> None:
+    def _take(self) -> list[tuple[Emission, Any]]:
+        """The next batch: at most ``max_batch_size`` records and MAX_BATCH_BYTES of JSON.
+
+        Collectors refuse requests over 4 MiB by default, and one refused
+        request loses every record in it: an event that would take the batch
+        over the limit starts the next one, so a big event travels alone.
+        """
+        queue = self._queue
+        batch: list[tuple[Emission, Any]] = []
+        size = 0
+        with self._lock:
+            if self._abandoned:
+                return batch
+            while queue and len(batch) < self._batch_size:
+                line = queue[0][0].line
+                size += len(line) if line.isascii() else len(line.encode())
+                if batch and size > MAX_BATCH_BYTES:
+                    break
+                batch.append(queue.popleft())
+            self._in_flight = len(batch)
+        return batch
+
+    def _send(self, batch: list[tuple[Emission, Any]]) -> tuple[int, int]:
+        """Emit ``batch`` (and export it, for an owned provider); ``(exported, failed)``."""
+        emitted = 0
+        for emission, context in batch:
+            emitted += self._emit(emission, context)
+        failed = len(batch) - emitted
+        if self._collect is None or self._exporter is None:
+            return 0, failed
+        records = self._collect.take()
+        if self._export(self._exporter, records):
+            return len(records), failed
+        return 0, failed + len(records)
+
+    def _emit(self, emission: Emission, context: Any) -> bool:
         try:
             self._logger.emit(
                 timestamp=emission.time_ns,
@@ -285,24 +359,20 @@ class OTelSink:
                 event_name=emission.schema_id,
             )
         except Exception:
-            self.dropped_export_failed += 1
             if not self._failing:  # once per failure streak, not per event
                 self._failing = True
                 _diagnostics.exception("jupyter_telemetry: emitting an OTel log record failed")
-        else:
-            self._failing = False
+            return False
+        self._failing = False
+        return True
 
-    def _export(self, exporter: LogRecordExporter, batch: list[ReadableLogRecord]) -> None:
+    def _export(self, exporter: LogRecordExporter, batch: list[ReadableLogRecord]) -> bool:
         if not batch:
-            return
+            return True
         try:
-            ok = exporter.export(batch) is LogRecordExportResult.SUCCESS
+            return exporter.export(batch) is LogRecordExportResult.SUCCESS
         except Exception:  # an exporter must not raise; one that does loses its batch
-            ok = False
-        if ok:
-            self.exported += len(batch)
-        else:
-            self.dropped_export_failed += len(batch)
+            return False
 
     def _attributes_for(self, emission: Emission) -> dict[str, Any]:
         key = (emission.schema_id, emission.version)
@@ -345,12 +415,17 @@ class OTelSink:
         self._stopping = True
         self._wake.set()
         self._worker.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            # Time is up: what is queued, and the batch in hand if the worker is
+            # still at it, is not delivered; the worker leaves the counting to us.
+            self._abandoned = True
+            self.dropped_at_shutdown += len(self._queue) + self._in_flight
+            self._queue.clear()
+            self._in_flight = 0
         if self._exporter is not None:
             # Interrupts the exporter's retry back-off if an export is still under way.
             self._exporter.shutdown()  # type: ignore[no-untyped-call]
             self._worker.join(0.5)
-        self.dropped_at_shutdown += len(self._queue)
-        self._queue.clear()
         if self.dropped:
             _diagnostics.warning(
                 "jupyter_telemetry: %d OpenTelemetry log record(s) were not delivered "
@@ -375,6 +450,25 @@ def _shutdown_at_exit(ref: weakref.ReferenceType[OTelSink], timeout: float) -> N
     sink = ref()
     if sink is not None:
         sink.shutdown(timeout)
+
+
+_SINKS: weakref.WeakSet[OTelSink] = weakref.WeakSet()
+
+
+def _for_every_sink(method: Callable[[OTelSink], None]) -> Callable[[], None]:
+    def hook() -> None:
+        for sink in list(_SINKS):
+            method(sink)
+
+    return hook
+
+
+if hasattr(os, "register_at_fork"):  # POSIX only
+    os.register_at_fork(
+        before=_for_every_sink(OTelSink._before_fork),
+        after_in_parent=_for_every_sink(OTelSink._after_fork_in_parent),
+        after_in_child=_for_every_sink(OTelSink._after_fork_in_child),
+    )
 
 
 # -- encoding -------------------------------------------------------------------
