@@ -25,6 +25,7 @@ from . import Emission
 _LogRecord = logging.LogRecord
 _new_record = object.__new__
 _HANDLE = logging.Handler.handle
+_INFO = logging.INFO
 _get_ident = threading.get_ident
 _current_thread = threading.current_thread
 _pid = [os.getpid()]  # getpid() is a system call; a fork is the only way it changes
@@ -129,27 +130,27 @@ class _HandlerFanout:
             logger.name, logging.INFO, "jupyter_telemetry", 0, "", None, None, "record_event"
         )
         self._template = template.__dict__
+        # relativeCreated = (created - logging's start time) * 1000
+        self._relative_ms = template.relativeCreated - template.created * 1000
 
     def info(self, line: str, created: float) -> None:
         logger = self.logger
         if logger.disabled:
             return
-        template = self._template
         record = _new_record(_LogRecord)
-        record.__dict__ = fields = template.copy()
+        record.__dict__ = fields = self._template.copy()
+        millis = created * 1000
         fields["msg"] = line
         fields["created"] = created
-        fields["msecs"] = (created * 1000) % 1000
-        fields["relativeCreated"] = (
-            template["relativeCreated"] + (created - template["created"]) * 1000
-        )
+        fields["msecs"] = int(millis) % 1000 + 0.0  # whole milliseconds, as LogRecord has them
+        fields["relativeCreated"] = millis + self._relative_ms
         fields["thread"] = _get_ident()
         fields["threadName"] = _current_thread().name
         fields["process"] = _pid[0]
         _emitting.record = record
         try:
             for handler in logger.handlers:
-                if record.levelno < handler.level:
+                if handler.level > _INFO:
                     continue
                 gate = _gate(handler)
                 gate.failed = False
@@ -163,7 +164,7 @@ class _HandlerFanout:
                         handler.handle(record)
                 except Exception:  # a handler that raises instead of handling its error
                     gate(record)
-                if not gate.failed:
+                if gate.failing and not gate.failed:
                     gate.failing = False
         finally:
             _emitting.record = None
