@@ -200,7 +200,10 @@ class OTelSink:
 
     def _reset(self) -> None:
         self.exported = self.dropped_queue_full = self.dropped_export_failed = 0
-        self.dropped_at_shutdown = 0
+        self._unsent_at_shutdown = self._refused_after_stop = 0
+        # Only the callers' drop counters: held for one increment, never while the
+        # worker works, so a caller dropping records never waits for the worker.
+        self._drop_lock = threading.Lock()
         self._queue: collections.deque[tuple[Emission, Any]] = collections.deque()
         if self._collect is not None:
             self._collect.take()
@@ -254,9 +257,9 @@ class OTelSink:
             self._add_span_event(emission)
         queue = self._queue
         if len(queue) >= self._max_queue_size or self._stopping:
-            with self._lock:  # callers on many threads: no increment may be lost
+            with self._drop_lock:  # callers on many threads: no increment may be lost
                 if self._stopping:
-                    self.dropped_at_shutdown += 1
+                    self._refused_after_stop += 1
                 else:
                     self.dropped_queue_full += 1
             return
@@ -281,6 +284,11 @@ class OTelSink:
     @property
     def dropped(self) -> int:
         return self.dropped_queue_full + self.dropped_export_failed + self.dropped_at_shutdown
+
+    @property
+    def dropped_at_shutdown(self) -> int:
+        """Records still queued or in flight when shutdown gave up, or offered after it."""
+        return self._unsent_at_shutdown + self._refused_after_stop
 
     # -- the worker's side ------------------------------------------------------
 
@@ -339,6 +347,9 @@ class OTelSink:
         emitted = 0
         for emission, context in batch:
             emitted += self._emit(emission, context)
+            # Hand the GIL back after each record: an application thread whose
+            # file write just returned waits for it, mid-record_event.
+            time.sleep(0)
         failed = len(batch) - emitted
         if self._collect is None or self._exporter is None:
             return 0, failed
@@ -419,7 +430,7 @@ class OTelSink:
             # Time is up: what is queued, and the batch in hand if the worker is
             # still at it, is not delivered; the worker leaves the counting to us.
             self._abandoned = True
-            self.dropped_at_shutdown += len(self._queue) + self._in_flight
+            self._unsent_at_shutdown += len(self._queue) + self._in_flight
             self._queue.clear()
             self._in_flight = 0
         if self._exporter is not None:
