@@ -347,9 +347,6 @@ class OTelSink:
         emitted = 0
         for emission, context in batch:
             emitted += self._emit(emission, context)
-            # Hand the GIL back after each record: an application thread whose
-            # file write just returned waits for it, mid-record_event.
-            time.sleep(0)
         failed = len(batch) - emitted
         if self._collect is None or self._exporter is None:
             return 0, failed
