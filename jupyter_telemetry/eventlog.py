@@ -16,11 +16,18 @@ from traitlets.config import Application, Config, Configurable
 from . import _capsule, _categories, _schema
 from .errors import EventSerializationError, EventTooLargeError
 from .sinks import Emission, Sink
-from .sinks.logging import LoggingSink
+from .sinks.logging import LoggingSink, ensure_finite
 from .sinks.otel import PROTOCOLS, OTelSink, OTLPSettings, installed_provider
 from .traits import Handlers, SchemaOptions
 
 _diagnostics = logging.getLogger("jupyter_telemetry")
+
+
+def _unserialisable(schema: _schema.Schema, cause: Exception) -> EventSerializationError:
+    return EventSerializationError(
+        f"event for schema {schema.id!r} version {schema.version!r} cannot be "
+        f"serialised to JSON: {cause}"
+    )
 
 
 class _Route(NamedTuple):
@@ -345,8 +352,13 @@ class EventLog(Configurable):
                 raise TypeError(f"event must be a mapping, got {type(event).__name__}")
             event = dict(event)
         schema.validate(event)
-        if route.redact is not None:
-            event = route.redact(event)
+        redact = route.redact
+        if redact is not None:
+            try:
+                ensure_finite(event)
+            except TypeError as exc:
+                raise _unserialisable(schema, exc) from None
+            event = redact(event)
         time_ns, timestamp = _capsule.timestamp(timestamp_override)
         try:
             capsule = _capsule.capsule(schema.id, schema.version, event, timestamp)
@@ -355,12 +367,9 @@ class EventLog(Configurable):
                 f"key {exc.args[0]!r} is reserved for the event capsule", event
             ) from None
         try:
-            line = self._lines.render(capsule)
+            line = self._lines.render(capsule, finite=redact is not None)
         except TypeError as exc:
-            raise EventSerializationError(
-                f"event for schema {schema.id!r} version {schema.version!r} cannot be "
-                f"serialised to JSON: {exc}"
-            ) from None
+            raise _unserialisable(schema, exc) from None
         if len(line) > self._max_event_size > 0:
             raise EventTooLargeError(
                 f"event for schema {schema.id!r} version {schema.version!r} renders to "

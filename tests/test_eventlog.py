@@ -382,3 +382,29 @@ def test_deeply_nested_events_are_errors_not_crashes(
     with pytest.raises(TypeError, match="serialised"):  # JSON's own depth limit
         log.record_event(recursive["$id"], 1, nested(300))
     assert len(read_lines(events_file)) == 1
+
+
+@pytest.mark.parametrize("policy", ["list", "dict"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), [1.0, float("-inf")], object()])
+@pytest.mark.parametrize("where", ["kept", "withheld"])
+def test_nan_infinity_and_objects_are_refused_even_where_redaction_nulls_them(
+    file_handler: logging.Handler, events_file: Path, policy: str, value: Any, where: str
+) -> None:
+    schema = {
+        "$id": SCHEMA_ID,
+        "version": 1,
+        "type": "object",
+        "properties": {
+            "kept": {"categories": ["unrestricted"]},
+            "withheld": {"categories": ["user-identifier"]},
+        },
+    }
+    allowed: Any = [SCHEMA_ID] if policy == "list" else {SCHEMA_ID: {"allowed_categories": []}}
+    log = EventLog(handlers=[file_handler], allowed_schemas=allowed)
+    log.register_schema(schema)
+    log.record_event(SCHEMA_ID, 1, {"kept": 1.5, "withheld": "ada"})
+    with pytest.raises(EventSerializationError):
+        log.record_event(SCHEMA_ID, 1, {"kept": 1.5, where: value})
+    assert read_lines(events_file) == [
+        {**read_lines(events_file)[0], "kept": 1.5, "withheld": None}
+    ]

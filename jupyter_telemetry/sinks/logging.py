@@ -61,6 +61,19 @@ def _non_finite(value: Any) -> bool:
     return False
 
 
+_NON_FINITE = "NaN and Infinity have no JSON encoding"
+
+
+def ensure_finite(event: dict[str, Any]) -> None:
+    """Raise ``TypeError`` if ``event`` holds NaN or Infinity, or cannot be serialised.
+
+    For events about to be redacted: the nulls redaction writes would send
+    every rendered line through the walk, so the event is checked as given.
+    """
+    if b"null" in orjson.dumps(event) and _non_finite(event):
+        raise TypeError(_NON_FINITE)
+
+
 class _LineLogger(BoundLoggerBase):
     """A structlog wrapper class: render a capsule, write a line.
 
@@ -187,12 +200,15 @@ class LoggingSink:
     def live(self) -> bool:
         return bool(self._fanout.logger.handlers)
 
-    def render(self, capsule: dict[str, Any]) -> str:
-        """Serialise ``capsule`` to one JSON line; raises ``TypeError`` if it cannot."""
+    def render(self, capsule: dict[str, Any], finite: bool = False) -> str:
+        """Serialise ``capsule`` to one JSON line; raises ``TypeError`` if it cannot.
+
+        ``finite``: the caller already ran :func:`ensure_finite` on the values.
+        """
         line = self._structlog.render(capsule)
         # orjson writes NaN and Infinity as null; only a line holding null needs the walk.
-        if "null" in line and _non_finite(capsule):
-            raise TypeError("NaN and Infinity have no JSON encoding")
+        if not finite and "null" in line and _non_finite(capsule):
+            raise TypeError(_NON_FINITE)
         return line
 
     def emit(self, emission: Emission) -> None:
