@@ -19,7 +19,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import fastjsonschema
 import jsonschema
@@ -117,15 +117,10 @@ class Schema:
         return f"event for schema {self.id!r} version {self.version!r}"
 
     def _error(self, reason: str, cause: jsonschema.ValidationError) -> EventValidationError:
-        error = EventValidationError(
+        error = _rewrap(
+            EventValidationError,
             f"{self._where()} is invalid at {cause.json_path}: {reason}",
-            validator=cause.validator,
-            path=cause.relative_path,
-            context=cause.context,
-            validator_value=cause.validator_value,
-            instance=cause.instance,
-            schema=cause.schema,
-            schema_path=cause.relative_schema_path,
+            cause,
         )
         error.schema_id, error.version = self.id, self.version
         return error
@@ -141,6 +136,23 @@ class Schema:
         )
         error.schema_id, error.version = self.id, self.version
         return error
+
+
+_E = TypeVar("_E", EventValidationError, InvalidSchemaError)
+
+
+def _rewrap(kind: type[_E], message: str, cause: Any) -> _E:
+    """``cause`` (a jsonschema error) as ``kind``, with ``message`` and every detail kept."""
+    return kind(
+        message,
+        validator=cause.validator,
+        path=cause.relative_path,
+        context=cause.context,
+        validator_value=cause.validator_value,
+        instance=cause.instance,
+        schema=cause.schema,
+        schema_path=cause.relative_schema_path,
+    )
 
 
 def compile_schema(document: Mapping[str, Any]) -> Schema:
@@ -194,14 +206,10 @@ def _compile(document: Mapping[str, Any]) -> Schema:
     try:
         validator_cls.check_schema(doc)
     except jsonschema.SchemaError as exc:
-        raise InvalidSchemaError(
+        raise _rewrap(
+            InvalidSchemaError,
             f"{where} is not a valid JSON Schema at {exc.json_path}: {exc.message}",
-            validator=exc.validator,
-            path=exc.relative_path,
-            validator_value=exc.validator_value,
-            instance=exc.instance,
-            schema=exc.schema,
-            schema_path=exc.relative_schema_path,
+            exc,
         ) from None
     for path, name in _property_names(doc):
         if name.startswith("__"):
@@ -343,9 +351,6 @@ class Registry:
 
     def __iter__(self) -> Iterator[Schema]:
         return iter(list(self._schemas.values()))
-
-    def __len__(self) -> int:
-        return len(self._schemas)
 
 
 def parse_document(text: str | bytes, source: str) -> Any:

@@ -221,10 +221,11 @@ class EventLog(Configurable):
         self._sinks = lines + ((self._otel,) if self._otel else ())
 
     def _make_otel_sink(self) -> OTelSink | None:
-        queue = {"max_queue_size": self.otlp_max_queue_size, "span_events": self.span_events}
         provider = self.logger_provider or installed_provider()
         if provider is not None:
-            return OTelSink(provider, **queue)  # type: ignore[arg-type]
+            return OTelSink(
+                provider, max_queue_size=self.otlp_max_queue_size, span_events=self.span_events
+            )
         settings = OTLPSettings.resolve(
             self.otlp_endpoint,
             self.otlp_protocol,
@@ -240,7 +241,8 @@ class EventLog(Configurable):
             exporter=settings.exporter,
             exit_timeout=self.shutdown_timeout,
             export_timeout=self.otlp_timeout,
-            **queue,  # type: ignore[arg-type]
+            max_queue_size=self.otlp_max_queue_size,
+            span_events=self.span_events,
         )
 
     def _default_service_name(self) -> str:
