@@ -260,6 +260,55 @@ def test_callers_formatter_is_kept(tmp_path: Path) -> None:
     assert json.loads(line)["action"] == "open"
 
 
+def test_a_formatter_or_filter_set_after_attaching_takes_effect(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    log = EventLog(handlers=[handler], allowed_schemas=[SCHEMA_ID])
+    log.register_schema(SCHEMA)
+    log.record_event(SCHEMA_ID, 1, {**EVENT, "count": 0})
+    handler.setFormatter(logging.Formatter("formatted %(message)s"))
+    log.record_event(SCHEMA_ID, 1, {**EVENT, "count": 1})
+    handler.addFilter(lambda record: json.loads(record.getMessage())["count"] != 2)
+    log.record_event(SCHEMA_ID, 1, {**EVENT, "count": 2})
+    log.record_event(SCHEMA_ID, 1, {**EVENT, "count": 3})
+    first, second, fourth = stream.getvalue().splitlines()
+    assert json.loads(first)["count"] == 0
+    assert second.startswith("formatted ") and json.loads(second[10:])["count"] == 1
+    assert fourth.startswith("formatted ") and json.loads(fourth[10:])["count"] == 3
+
+
+def test_filters_on_the_eventlog_logger_are_honoured(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    log = EventLog(handlers=[logging.StreamHandler(stream)], allowed_schemas=[SCHEMA_ID])
+    log.register_schema(SCHEMA)
+    log.log.addFilter(lambda record: json.loads(record.getMessage())["count"] % 2 == 0)
+    for count in range(4):
+        log.record_event(SCHEMA_ID, 1, {**EVENT, "count": count})
+    assert [json.loads(x)["count"] for x in stream.getvalue().splitlines()] == [0, 2]
+
+
+def test_a_delayed_or_closed_file_handler_opens_its_file(tmp_path: Path) -> None:
+    handler = logging.FileHandler(tmp_path / "events.log", delay=True)
+    log = EventLog(handlers=[handler], allowed_schemas=[SCHEMA_ID])
+    log.register_schema(SCHEMA)
+    assert not (tmp_path / "events.log").exists()
+    log.record_event(SCHEMA_ID, 1, {**EVENT, "count": 0})
+    handler.close()  # logging.shutdown() or a log rotation tool does this
+    log.record_event(SCHEMA_ID, 1, {**EVENT, "count": 1})
+    handler.close()
+    assert [x["count"] for x in read_lines(tmp_path / "events.log")] == [0, 1]
+
+
+def test_handler_terminator_is_respected(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.terminator = "\r\n"
+    log = EventLog(handlers=[handler], allowed_schemas=[SCHEMA_ID])
+    log.register_schema(SCHEMA)
+    log.record_event(SCHEMA_ID, 1, EVENT)
+    assert stream.getvalue().endswith("}\r\n") and stream.getvalue().count("\n") == 1
+
+
 def test_handlers_assigned_after_construction_take_effect(tmp_path: Path) -> None:
     log = EventLog(allowed_schemas=[SCHEMA_ID])
     log.register_schema(SCHEMA)

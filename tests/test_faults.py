@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import logging
 import os
 import random
@@ -69,6 +71,32 @@ def test_a_failure_streak_that_ends_and_starts_again_is_reported_again(
         flaky.broken = broken
         log.record_event(SCHEMA_ID, 1, EVENT)
     assert capsys.readouterr().err.count("--- Logging error ---") == 2
+
+
+def test_a_plain_stream_whose_failures_stop_and_start_is_reported_per_streak(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    class Disk(io.StringIO):
+        broken = False
+
+        def write(self, text: str) -> int:
+            if self.broken:
+                raise OSError(28, "No space left on device")
+            return super().write(text)
+
+    disk = Disk()
+    good = io.StringIO()
+    log = EventLog(
+        handlers=[logging.StreamHandler(disk), logging.StreamHandler(good)],
+        allowed_schemas=[SCHEMA_ID],
+    )
+    log.register_schema(SCHEMA)
+    for count, broken in enumerate((True, True, False, True, True, False)):
+        disk.broken = broken
+        log.record_event(SCHEMA_ID, 1, {**EVENT, "count": count})
+    assert capsys.readouterr().err.count("--- Logging error ---") == 2
+    assert [json.loads(x)["count"] for x in disk.getvalue().splitlines()] == [2, 5]
+    assert [json.loads(x)["count"] for x in good.getvalue().splitlines()] == list(range(6))
 
 
 # -- helpers --------------------------------------------------------------------

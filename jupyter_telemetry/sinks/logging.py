@@ -32,10 +32,6 @@ _pid = [os.getpid()]  # getpid() is a system call; a fork is the only way it cha
 os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
 
 
-def _dumps(obj: Any, **_: Any) -> str:
-    return orjson.dumps(obj).decode()
-
-
 _SCALARS = (str, int, bool, type(None))
 
 
@@ -72,6 +68,11 @@ def ensure_finite(event: dict[str, Any]) -> None:
     """
     if b"null" in orjson.dumps(event) and _non_finite(event):
         raise TypeError(_NON_FINITE)
+
+
+def _dumps(obj: Any, **_: Any) -> str:
+    # structlog passes default= (a repr() fallback); a value JSON cannot hold must raise instead.
+    return orjson.dumps(obj).decode()
 
 
 class _LineLogger(BoundLoggerBase):
@@ -129,12 +130,19 @@ def _gate(handler: logging.Handler) -> _ErrorGate:
     return gate
 
 
+_PLAIN_STREAM_HANDLERS = (logging.StreamHandler, logging.FileHandler)
+
+
 class _HandlerFanout:
     """Hand one line to every handler of ``logger``, each failure isolated.
 
     Builds the ``LogRecord`` from a template rather than through
     ``Logger.makeRecord``: no stack walk, a quarter of the cost, and every
     standard attribute a formatter or filter may read is still present.
+    A plain ``StreamHandler``/``FileHandler`` with no formatter and no filter
+    gets the line written to its stream directly, as its ``emit`` would
+    (line, terminator, flush, under the handler's lock), and no record is
+    built unless it fails.
     """
 
     def __init__(self, logger: logging.Logger) -> None:
@@ -146,10 +154,7 @@ class _HandlerFanout:
         # relativeCreated = (created - logging's start time) * 1000
         self._relative_ms = template.relativeCreated - template.created * 1000
 
-    def info(self, line: str, created: float) -> None:
-        logger = self.logger
-        if logger.disabled:
-            return
+    def _record(self, line: str, created: float) -> logging.LogRecord:
         record = _new_record(_LogRecord)
         record.__dict__ = fields = self._template.copy()
         millis = created * 1000
@@ -160,27 +165,76 @@ class _HandlerFanout:
         fields["thread"] = _get_ident()
         fields["threadName"] = _current_thread().name
         fields["process"] = _pid[0]
+        return record
+
+    def info(self, line: str, created: float) -> None:
+        logger = self.logger
+        if logger.disabled:
+            return
+        record = None
+        if logger.filters:
+            record = self._record(line, created)
+            if not logger.filter(record):
+                return
+        for handler in logger.handlers:
+            if handler.level > _INFO:
+                continue
+            stream = getattr(handler, "stream", None)
+            if (
+                stream is not None
+                and type(handler) in _PLAIN_STREAM_HANDLERS
+                and handler.formatter is None
+                and not handler.filters
+            ):
+                try:
+                    with handler.lock:  # type: ignore[union-attr]
+                        stream.write(line + handler.terminator)  # type: ignore[attr-defined]
+                        stream.flush()
+                except RecursionError:
+                    raise
+                except Exception:
+                    record = record or self._record(line, created)
+                    self._failed(handler, record)
+                    continue
+                self._succeeded(handler)
+            else:
+                record = record or self._record(line, created)
+                self._handle(handler, record)
+
+    @staticmethod
+    def _succeeded(handler: logging.Handler) -> None:
+        gate = handler.__dict__.get("handleError")
+        if type(gate) is _ErrorGate and gate.failing:
+            gate.failing = False
+
+    @staticmethod
+    def _failed(handler: logging.Handler, record: logging.LogRecord) -> None:
+        gate = _gate(handler)
         _emitting.record = record
         try:
-            for handler in logger.handlers:
-                if handler.level > _INFO:
-                    continue
-                gate = _gate(handler)
-                gate.failed = False
-                try:
-                    if type(handler).handle is _HANDLE:
-                        # Handler.handle without the extra frame: filters, lock, emit.
-                        if not handler.filters or handler.filter(record):
-                            with handler.lock:  # type: ignore[union-attr]
-                                handler.emit(record)
-                    else:
-                        handler.handle(record)
-                except Exception:  # a handler that raises instead of handling its error
-                    gate(record)
-                if gate.failing and not gate.failed:
-                    gate.failing = False
+            gate(record)
         finally:
             _emitting.record = None
+
+    @staticmethod
+    def _handle(handler: logging.Handler, record: logging.LogRecord) -> None:
+        gate = _gate(handler)
+        gate.failed = False
+        _emitting.record = record
+        try:
+            if type(handler).handle is _HANDLE:
+                # Handler.handle without the extra frame: filters, lock, emit.
+                if not handler.filters or handler.filter(record):
+                    with handler.lock:  # type: ignore[union-attr]
+                        handler.emit(record)
+            else:
+                handler.handle(record)
+        except Exception:  # a handler that raises instead of handling its error
+            gate(record)
+        finally:
+            _emitting.record = None
+        if gate.failing and not gate.failed:
+            gate.failing = False
 
 
 class LoggingSink:
