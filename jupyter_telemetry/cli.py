@@ -275,8 +275,7 @@ class _Replayer:
         from .sinks.otel import OTelSink
 
         self.sink = OTelSink(
-            settings.provider(),
-            exporter=settings.exporter,
+            settings=settings,
             max_queue_size=queue_size,
             exit_timeout=timeout,
             export_timeout=timeout,

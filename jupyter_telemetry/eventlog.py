@@ -133,6 +133,16 @@ class EventLog(Configurable):
         5.0, help="Seconds an EventLog-built exporter may take to send its queue at exit."
     ).tag(config=True)
 
+    otlp_subprocess = Bool(
+        True,
+        help=(
+            "Build and send the OTLP records of an EventLog-built exporter in a helper process "
+            "(this Python, started on the first batch), so that work never competes with the "
+            "application for the GIL. False: on a thread of this process (for environments "
+            "where sys.executable cannot start Python)."
+        ),
+    ).tag(config=True)
+
     span_events = Bool(
         False,
         help="Also add each event to the active span as a span event (visible in trace views).",
@@ -237,8 +247,8 @@ class EventLog(Configurable):
         if settings is None:
             return None
         return OTelSink(
-            settings.provider(),
-            exporter=settings.exporter,
+            settings=settings,
+            subprocess=self.otlp_subprocess,
             exit_timeout=self.shutdown_timeout,
             export_timeout=self.otlp_timeout,
             max_queue_size=self.otlp_max_queue_size,
@@ -261,6 +271,7 @@ class EventLog(Configurable):
         "service_name",
         "otlp_timeout",
         "otlp_max_queue_size",
+        "otlp_subprocess",
         "span_events",
     )
     def _otel_changed(self, change: Mapping[str, Any]) -> None:

@@ -239,7 +239,9 @@ def test_record_appends_one_line_to_the_file(schema_yaml: Path, tmp_path: Path) 
 
 def test_record_without_to_writes_the_line_to_stdout(schema_json: Path, tmp_path: Path) -> None:
     event_file = write_json(tmp_path / "event.json", EVENT)
-    result = cli("record", "--schema", str(schema_json), "--version", "1", "--event", str(event_file))
+    result = cli(
+        "record", "--schema", str(schema_json), "--version", "1", "--event", str(event_file)
+    )
     assert result.returncode == 0, result.stderr
     [line] = result.stdout.splitlines()
     capsule = json.loads(line)
@@ -559,4 +561,3 @@ def test_a_line_becomes_the_emission_record_event_built(
     assert emission.line == raw.decode().rstrip("\n")
     assert (emission.schema_id, emission.version) == (SCHEMA_ID, 1)
     assert emission.time_ns == _capsule.timestamp(MOMENTS[0])[0]
-

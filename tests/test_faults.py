@@ -303,9 +303,10 @@ def _users(collector: Collector, service: str) -> Counter[tuple[str, int]]:
     )
 
 
+@pytest.mark.parametrize("subprocess_export", [True, False], ids=["process", "thread"])
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_fork_waits_for_the_batch_in_hand_and_each_event_arrives_once(
-    collector: Collector, protocol: str, figures: Any
+    collector: Collector, protocol: str, subprocess_export: bool, figures: Any
 ) -> None:
     service = unique()
     log = EventLog(
@@ -315,25 +316,30 @@ def test_fork_waits_for_the_batch_in_hand_and_each_event_arrives_once(
         otlp_protocol=protocol,
         service_name=service,
         otlp_max_queue_size=10_000,
+        otlp_subprocess=subprocess_export,
     )
     log.register_schema(SCHEMA)
     sink = log._otel
-    assert sink is not None and sink._exporter is not None
-    exporter, real_export = sink._exporter, sink._exporter.export
-    exporting = threading.Event()  # set while an export is under way
+    assert sink is not None and sink._pipeline is not None
+    exporting = threading.Event()  # set while an export is under way (in this process)
+    if not subprocess_export:
+        exporter = sink._pipeline.exporter  # type: ignore[attr-defined]
+        real_export = exporter.export
 
-    def slow_export(batch: Any) -> Any:  # a collector that takes its time
-        exporting.set()
-        try:
-            time.sleep(0.3)
-            return real_export(batch)
-        finally:
-            exporting.clear()
+        def slow_export(batch: Any) -> Any:  # a collector that takes its time
+            exporting.set()
+            try:
+                time.sleep(0.3)
+                return real_export(batch)
+            finally:
+                exporting.clear()
 
-    exporter.export = slow_export  # type: ignore[method-assign]
+        exporter.export = slow_export
     for count in range(600):  # 512 go out in the first batch, 88 stay queued
         log.record_event(SCHEMA_ID, 1, {**EVENT, "user": "parent-before", "count": count})
-    assert exporting.wait(10)
+    deadline = time.monotonic() + 10
+    while not (exporting.is_set() or sink._busy.locked()) and time.monotonic() < deadline:
+        time.sleep(0.001)
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:  # child: it must not inherit an export under way
@@ -346,7 +352,7 @@ def test_fork_waits_for_the_batch_in_hand_and_each_event_arrives_once(
         finally:
             os._exit(code)
     fork_waited = time.monotonic() - started
-    queued_at_fork = 600 - sink.exported  # the second batch cannot have gone out yet
+    queued_at_fork = 600 - sink.exported
     for count in range(100):
         log.record_event(SCHEMA_ID, 1, {**EVENT, "user": "parent-after", "count": count})
     assert log.flush(20)
@@ -354,8 +360,8 @@ def test_fork_waits_for_the_batch_in_hand_and_each_event_arrives_once(
     code = os.waitstatus_to_exitcode(status)
     assert code != 3, "the child was forked in the middle of an export"
     assert code == 0
-    # the fork came between the first batch and the second: 88 events were still queued
-    assert queued_at_fork == 88
+    if not subprocess_export:  # the fork came between the first batch and the second
+        assert queued_at_fork == 88
     log.shutdown(5)
     collector.wait_for_logs(800, predicate=of_service(service))
     received = _users(collector, service)
@@ -367,12 +373,41 @@ def test_fork_waits_for_the_batch_in_hand_and_each_event_arrives_once(
     }
     figures(
         protocol=protocol,
+        export="process" if subprocess_export else "thread",
         queued_at_fork=queued_at_fork,
         fork_waited_seconds=round(fork_waited, 2),
         offered=800,
         delivered_distinct=len(received),
         duplicates=sum(received.values()) - len(received),
     )
+
+
+def test_a_fork_does_not_wait_for_the_export_process_retrying_a_dead_collector() -> None:
+    log = EventLog(
+        handlers=[],
+        allowed_schemas=[SCHEMA_ID],
+        otlp_endpoint=f"http://127.0.0.1:{closed_port()}",
+        otlp_timeout=5.0,
+    )
+    log.register_schema(SCHEMA)
+    sink = log._otel
+    assert sink is not None
+    for count in range(600):  # a batch of 512 goes to the export process, which retries
+        log.record_event(SCHEMA_ID, 1, {**EVENT, "count": count})
+    deadline = time.monotonic() + 10
+    while not sink._busy.locked() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert sink._busy.locked(), "the batch never went out"
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    fork_seconds = time.monotonic() - started
+    os.waitpid(pid, 0)
+    still_busy = sink._busy.locked()
+    log.shutdown(0.5)
+    assert still_busy, "the export ended before the fork could be measured"
+    assert fork_seconds < 1.0, f"fork waited {fork_seconds:.2f} s for an export in another process"
 
 
 def test_an_eventlog_shut_down_before_a_fork_stays_down_in_the_child() -> None:

@@ -67,13 +67,17 @@ def make_log(file_handler: logging.Handler) -> Iterator[Any]:
         log.shutdown(timeout=2)
 
 
+@pytest.mark.parametrize("subprocess_export", [True, False], ids=["process", "thread"])
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_event_arrives_as_log_record(
-    collector: Collector, make_log: Any, events_file: Path, protocol: str
+    collector: Collector, make_log: Any, events_file: Path, protocol: str, subprocess_export: bool
 ) -> None:
     service = unique()
     log = make_log(
-        otlp_endpoint=endpoint(collector, protocol), otlp_protocol=protocol, service_name=service
+        otlp_endpoint=endpoint(collector, protocol),
+        otlp_protocol=protocol,
+        service_name=service,
+        otlp_subprocess=subprocess_export,
     )
     when = datetime(2024, 2, 29, 12, 0, 0, 123456, tzinfo=timezone.utc)
     log.record_event(SCHEMA_ID, 1, EVENT, timestamp_override=when)
@@ -94,9 +98,10 @@ def test_event_arrives_as_log_record(
     assert record.trace_id == ""
 
 
+@pytest.mark.parametrize("subprocess_export", [True, False], ids=["process", "thread"])
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_event_in_a_span_carries_its_trace_and_becomes_a_span_event(
-    collector: Collector, make_log: Any, protocol: str
+    collector: Collector, make_log: Any, protocol: str, subprocess_export: bool
 ) -> None:
     service = unique()
     log = make_log(
@@ -104,6 +109,7 @@ def test_event_in_a_span_carries_its_trace_and_becomes_a_span_event(
         otlp_protocol=protocol,
         service_name=service,
         span_events=True,
+        otlp_subprocess=subprocess_export,
     )
     tracing = TracerProvider(resource=Resource.create({"service.name": service}))
     tracing.add_span_processor(
@@ -267,11 +273,15 @@ def test_the_global_provider_is_used_and_never_replaced(
     assert result.stdout.strip() == "ok"
 
 
+@pytest.mark.parametrize("subprocess_export", [True, False], ids=["process", "thread"])
 def test_collector_down_never_blocks_nor_raises_and_counts_drops(
-    make_log: Any, events_file: Path
+    make_log: Any, events_file: Path, subprocess_export: bool
 ) -> None:
     log = make_log(
-        otlp_endpoint=f"http://127.0.0.1:{closed_port()}", otlp_max_queue_size=10, otlp_timeout=1
+        otlp_endpoint=f"http://127.0.0.1:{closed_port()}",
+        otlp_max_queue_size=10,
+        otlp_timeout=1,
+        otlp_subprocess=subprocess_export,
     )
     started = time.monotonic()
     for count in range(200):
@@ -285,10 +295,18 @@ def test_collector_down_never_blocks_nor_raises_and_counts_drops(
     assert log.otel_dropped == 200
 
 
-def test_collector_started_after_the_first_events(tmp_path: Path, make_log: Any) -> None:
+@pytest.mark.parametrize("subprocess_export", [True, False], ids=["process", "thread"])
+def test_collector_started_after_the_first_events(
+    tmp_path: Path, make_log: Any, subprocess_export: bool
+) -> None:
     late = Collector(tmp_path / "late")
     service = unique()
-    log = make_log(otlp_endpoint=late.grpc_endpoint, service_name=service, otlp_timeout=2)
+    log = make_log(
+        otlp_endpoint=late.grpc_endpoint,
+        service_name=service,
+        otlp_timeout=2,
+        otlp_subprocess=subprocess_export,
+    )
     log.record_event(SCHEMA_ID, 1, {**EVENT, "count": 0})
     log.flush(5)  # fails: nobody listens yet
     late.start()
@@ -329,10 +347,16 @@ def test_exit_with_collector_down_is_bounded_and_reports_drops(tmp_path: Path) -
     assert len((tmp_path / "events.log").read_text().splitlines()) == 50
 
 
-def test_a_forked_child_keeps_exporting(collector: Collector, make_log: Any) -> None:
+@pytest.mark.parametrize("subprocess_export", [True, False], ids=["process", "thread"])
+def test_a_forked_child_keeps_exporting(
+    collector: Collector, make_log: Any, subprocess_export: bool
+) -> None:
     service = unique()
     log = make_log(
-        otlp_endpoint=collector.http_endpoint, otlp_protocol="http/protobuf", service_name=service
+        otlp_endpoint=collector.http_endpoint,
+        otlp_protocol="http/protobuf",
+        service_name=service,
+        otlp_subprocess=subprocess_export,
     )
     log.record_event(SCHEMA_ID, 1, {**EVENT, "user": "parent-before"})
     pid = os.fork()
@@ -384,14 +408,17 @@ def test_our_encoder_builds_exactly_the_sdks_request(
     from jupyter_telemetry.sinks.otel import encode_logs
 
     exporter = InMemoryLogRecordExporter()
-    provider = LoggerProvider(resource=Resource.create({"service.name": "enc", "n": 1}))
-    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
-    logger = provider.get_logger("jupyter_telemetry", __version__)
+    loggers = []
+    # two resources, the first one also as an equal but distinct object: the SDK groups by equality
+    for attributes in ({"service.name": "enc", "n": 1}, {"service.name": "other"}, {"n": 1}):
+        provider = LoggerProvider(resource=Resource({"service.name": "enc", **attributes}))
+        provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+        loggers.append(provider.get_logger("jupyter_telemetry", __version__))
     context = set_span_in_context(
         NonRecordingSpan(SpanContext(trace_id, span_id, False, TraceFlags(1)))
     )
     for index, body in enumerate(bodies):
-        logger.emit(
+        loggers[index % 3].emit(
             timestamp=index + 1,
             context=context if index % 2 else None,
             severity_text="INFO",
