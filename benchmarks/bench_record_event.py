@@ -119,6 +119,10 @@ def _ours_eventlog(spec):
         kwargs.update(otlp_endpoint=spec["otlp_endpoint"], otlp_protocol="grpc")
         if spec.get("otlp_queue"):
             kwargs["otlp_max_queue_size"] = spec["otlp_queue"]
+        if "subprocess" in spec:
+            if not EventLog.class_traits().get("otlp_subprocess"):
+                raise Skip("installed EventLog has no otlp_subprocess trait")
+            kwargs["otlp_subprocess"] = spec["subprocess"]
     if spec.get("categories"):
         kwargs["allowed_schemas"] = {SCHEMA_ID: {"allowed_categories": ALLOWED_CATEGORIES}}
         try:
@@ -264,7 +268,8 @@ class Row:
     label: str
     candidate: str  # key of CANDIDATES
     n: int  # events per round (per pass) before --scale
-    # "otlp": "up"/"down"; "otlp_queue": max queue; "settle": flush per pass; "categories": True
+    # "otlp": "up"/"down"; "otlp_queue": max queue; "settle": flush per pass; "categories": True;
+    # "subprocess": the otlp_subprocess trait
     options: dict = field(default_factory=dict)
     optional: bool = False  # a Skip is expected until the core has the feature
 
@@ -279,6 +284,14 @@ ROWS = [
         "ours",
         8000,
         {"otlp": "up"},
+        True,
+    ),
+    Row(
+        "ours-otel-thread",
+        "ours: FileHandler + OTLP gRPC, up, in-thread export",
+        "ours",
+        8000,
+        {"otlp": "up", "subprocess": False},
         True,
     ),
     Row(
@@ -312,7 +325,10 @@ ROWS = [
 RATIOS = [
     ("jupyter_events", "ours", "jupyter_events / ours"),
     ("jt-0.1.0", "ours", "jupyter-telemetry 0.1.0 / ours"),
+    ("jupyter_events", "ours-otel", "jupyter_events / ours + OTel, up"),
+    ("jupyter_events", "ours-otel-down", "jupyter_events / ours + OTel, down"),
     ("ours-otel", "ours", "OTel collector up / FileHandler only"),
+    ("ours-otel-thread", "ours-otel", "in-thread export / export process"),
     ("ours-otel-e2e", "ours", "OTel all delivered / FileHandler only"),
     ("ours-otel-down", "ours-otel", "collector down / collector up"),
     ("ours-redact", "ours", "redaction / FileHandler only"),

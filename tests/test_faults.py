@@ -382,7 +382,9 @@ def test_fork_waits_for_the_batch_in_hand_and_each_event_arrives_once(
     )
 
 
-def test_a_fork_does_not_wait_for_the_export_process_retrying_a_dead_collector() -> None:
+def test_a_fork_does_not_wait_for_the_export_process_retrying_a_dead_collector(
+    figures: Any,
+) -> None:
     log = EventLog(
         handlers=[],
         allowed_schemas=[SCHEMA_ID],
@@ -408,6 +410,7 @@ def test_a_fork_does_not_wait_for_the_export_process_retrying_a_dead_collector()
     log.shutdown(0.5)
     assert still_busy, "the export ended before the fork could be measured"
     assert fork_seconds < 1.0, f"fork waited {fork_seconds:.2f} s for an export in another process"
+    figures(fork_seconds=round(fork_seconds, 3), otlp_timeout=5.0, export_in_flight=512)
 
 
 def test_an_eventlog_shut_down_before_a_fork_stays_down_in_the_child() -> None:
