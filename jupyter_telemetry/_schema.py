@@ -271,7 +271,9 @@ def _check_subschemas(
         if isinstance(ref, str):
             try:
                 target = resolver.lookup(ref).contents
-            except referencing.exceptions.Unresolvable:
+            # referencing raises TypeError/ValueError for a pointer through a boolean
+            # schema or a non-numeric index into an array, not Unresolvable.
+            except (referencing.exceptions.Unresolvable, TypeError, ValueError):
                 raise SchemaRegistrationError(
                     f"{where} has a $ref to {ref!r}, which points to nothing in the schema"
                 ) from None

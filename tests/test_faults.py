@@ -189,6 +189,14 @@ def test_collector_killed_mid_stream_loses_only_counted_records_and_replay_recov
         started = time.monotonic()
         stream(2.0)
         before_kill = offered
+        # rotel acknowledges a request on receipt and writes it up to 200 ms later:
+        # killed in between, it loses records the exporter rightly counts as delivered.
+        # So the kill comes once everything acknowledged is written; what is
+        # recorded from then on meets a dead collector.
+        assert log.flush(10)
+        sink = log._otel
+        assert sink is not None
+        collector.wait_for_logs(sink.exported, predicate=of_service(service))
         collector.stop(kill=True)  # SIGKILL: no goodbye, connections reset
         stream(3.0)
         during_outage = offered - before_kill

@@ -118,14 +118,12 @@ class ExportProcess:
             ]
             try:
                 _write_all(proc.stdin.fileno(), _frame(items))
-                answer = self._read_line(proc.stdout.fileno())
-            except (OSError, ValueError):  # ValueError: closed by shutdown on another thread
-                answer = None
-            if answer is not None:
+                exported, failed = map(int, self._read_line(proc.stdout.fileno()).split())
+            except (OSError, ValueError, EOFError):  # no answer, or pipes closed by shutdown
+                self._lost(proc)
+            else:
                 self._failing = False
-                exported, failed = answer.split()
-                return int(exported), int(failed)
-            self._lost(proc)
+                return exported, failed
         return 0, len(batch)
 
     def _running(self) -> subprocess.Popen[bytes] | None:
@@ -153,11 +151,11 @@ class ExportProcess:
             return None
         return self._proc
 
-    def _read_line(self, fd: int) -> bytes | None:
+    def _read_line(self, fd: int) -> bytes:
         while b"\n" not in self._pending:
             chunk = os.read(fd, 4096)
             if not chunk:
-                return None
+                raise EOFError
             self._pending += chunk
         line, self._pending = self._pending.split(b"\n", 1)
         return line
