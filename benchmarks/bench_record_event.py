@@ -195,6 +195,14 @@ DISTS = [
 ]
 
 
+def repo_relative(path):
+    """``path`` relative to the repository when inside it (results name no machine's layout)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return path
+
+
 def measure(cand, n, rounds, warmup):
     """Per round: n individually timed calls (latency), then n calls timed together
     (throughput), the candidate's settle() included."""
@@ -246,7 +254,7 @@ def worker(spec):
     result["close_ms"] = None if closer.is_alive() else (time.perf_counter() - t) * 1e3
     result.update(cand.extras())
     mod = sys.modules.get("jupyter_telemetry") or sys.modules.get("jupyter_events")
-    result["module"] = mod.__file__
+    result["module"] = repo_relative(mod.__file__)
     versions = {}
     for dist in DISTS:
         try:
