@@ -233,8 +233,8 @@ class _HandlerFanout:
             gate(record)
         finally:
             _emitting.record = None
-        if gate.failing and not gate.failed:
-            gate.failing = False
+        if not gate.failed:
+            gate.failing = False  # a streak, if any, is over
 
 
 class LoggingSink:

@@ -128,14 +128,19 @@ class Records:
 
     def attributes(self, emission: Emission) -> dict[str, Any]:
         key = (emission.schema_id, emission.version)
-        attributes = self._attributes.get(key)
-        if attributes is None:
-            attributes = self._attributes[key] = {
-                SCHEMA_ID: emission.schema_id,
-                SCHEMA_VERSION: emission.version,
-                METADATA: METADATA_VERSION,
-            }
-        return attributes
+        cached = self._attributes.get(key)
+        if cached is None:
+            cached = self._attributes[key] = attributes(emission)
+        return cached
+
+
+def attributes(emission: Emission) -> dict[str, Any]:
+    """The attributes every record (and span event) of ``emission`` carries."""
+    return {
+        SCHEMA_ID: emission.schema_id,
+        SCHEMA_VERSION: emission.version,
+        METADATA: METADATA_VERSION,
+    }
 
 
 def body(emission: Emission) -> dict[str, Any]:
@@ -153,6 +158,9 @@ class OwnedPipeline:
     one request. Not thread-safe: one caller (a worker thread or the export
     process) owns it.
     """
+
+    #: gRPC forbids a fork during a call: a fork must wait for the batch in hand
+    fork_safe = False
 
     def __init__(
         self, settings: OTLPSettings, resource: Resource, report: Callable[[], None]

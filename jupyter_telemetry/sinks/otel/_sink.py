@@ -28,19 +28,9 @@ from opentelemetry._logs import LoggerProvider as APILoggerProvider
 from opentelemetry._logs import get_logger_provider
 from opentelemetry.sdk._logs import LoggerProvider
 
-from ..._capsule import METADATA_VERSION
 from ..._version import __version__
 from .. import Emission
-from ._export import (
-    METADATA,
-    SCHEMA_ID,
-    SCHEMA_VERSION,
-    SCOPE,
-    OTLPSettings,
-    OwnedPipeline,
-    Records,
-    body,
-)
+from ._export import SCOPE, OTLPSettings, OwnedPipeline, Records, attributes, body
 from ._process import ExportProcess
 
 PAYLOAD = "jupyter.event.payload"  # span events only: their attributes cannot hold a map
@@ -57,6 +47,9 @@ def installed_provider() -> APILoggerProvider | None:
 
 class _Pipeline(Protocol):
     """Where the worker sends the batches of a provider the EventLog built."""
+
+    #: whether ``os.fork()`` may come while :meth:`send` is under way
+    fork_safe: bool
 
     def send(self, batch: Sequence[tuple[Emission, Any]]) -> tuple[int, int]:
         """Emit and export ``batch``; ``(exported, failed)``. Never raises."""
@@ -152,7 +145,7 @@ class OTelSink:
     # -- fork: the child starts empty, with its own thread and connection -------
 
     def _before_fork(self) -> None:
-        self._fork_gated = not getattr(self._pipeline, "fork_safe", False)
+        self._fork_gated = self._pipeline is None or not self._pipeline.fork_safe
         if self._fork_gated:
             self._gate.acquire()
             self._fork_held = self._busy.acquire(timeout=self._fork_wait)
@@ -196,18 +189,12 @@ class OTelSink:
     def _add_span_event(self, emission: Emission) -> None:
         span = trace.get_current_span()
         if span.is_recording():
-            attributes = {
-                **self._span_attributes(emission),
-                PAYLOAD: orjson.dumps(body(emission)).decode(),
-            }
-            span.add_event(emission.schema_id, attributes, timestamp=emission.time_ns)
-
-    def _span_attributes(self, emission: Emission) -> dict[str, Any]:
-        return {
-            SCHEMA_ID: emission.schema_id,
-            SCHEMA_VERSION: emission.version,
-            METADATA: METADATA_VERSION,
-        }
+            payload = orjson.dumps(body(emission)).decode()
+            span.add_event(
+                emission.schema_id,
+                {**attributes(emission), PAYLOAD: payload},
+                timestamp=emission.time_ns,
+            )
 
     @property
     def queued(self) -> int:
