@@ -421,6 +421,20 @@ class Collector:
                 return count
             time.sleep(0.1)
 
+    def assert_no_logs(self, predicate: Callable[[ReceivedLog], bool], settle: float = 1.0) -> None:
+        """Fail if a matching log record arrives within ``settle`` seconds.
+
+        The collector acknowledges a request before it writes the records, so
+        absence is only shown by waiting: there is no event to wait for.
+        """
+        deadline = time.monotonic() + settle
+        while True:
+            found = [r for r in self.logs() if predicate(r)]
+            assert not found, f"expected no matching log records, got {found}"
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.05)
+
     def wait_for_logs(
         self,
         n: int,

@@ -5,15 +5,22 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+import socket
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from traitlets.config import Config, PyFileConfigLoader
 
 from jupyter_telemetry import EventLog
 
+if TYPE_CHECKING:
+    from _collector import Collector, ReceivedLog
+
 SCHEMA_ID = "http://event.jupyter.org/test"
+PROTOCOLS = ["grpc", "http/protobuf"]  #: the OTLP protocols every export test runs with
 
 #: The benchmark event's shape: enum and pattern strings, a bounded integer,
 #: a boolean, a nested object and an array.
@@ -70,6 +77,35 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
     text = path.read_text(encoding="utf-8")
     assert text == "" or text.endswith("\n"), "the file ends in a partial line"
     return [json.loads(line) for line in text.splitlines()]
+
+
+def unique() -> str:
+    """A service name no other test uses (the session's collector is shared)."""
+    return f"svc-{uuid.uuid4().hex[:12]}"
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def endpoint(collector: Collector, protocol: str) -> str:
+    """The collector's endpoint for an OTLP ``protocol``."""
+    return collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint
+
+
+def of_service(service: str) -> Callable[[ReceivedLog], bool]:
+    """A predicate: the record came from ``service``."""
+    return lambda r: r.resource.get("service.name") == service
+
+
+def load_config(tmp_path: Path, body: str, name: str = "jupyter_app_config.py") -> Config:
+    """A real traitlets config file holding ``body``, loaded as applications load them."""
+    path = tmp_path / name
+    path.write_text(body)
+    return PyFileConfigLoader(path.name, path=str(tmp_path)).load_config()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EVENT, SCHEMA, SCHEMA_ID, read_lines
+from conftest import EVENT, SCHEMA, SCHEMA_ID, load_config, read_lines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk._logs import LoggerProvider
@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from traitlets import TraitError
-from traitlets.config import Config, PyFileConfigLoader
+from traitlets.config import Config
 
 from jupyter_telemetry import EventLog, SchemaRegistrationError
 from jupyter_telemetry import eventlog as eventlog_module
@@ -555,15 +555,13 @@ def test_categories_as_a_property_name_or_a_value_is_not_the_keyword() -> None:
     log = EventLog(handlers=[logging.NullHandler()], allowed_schemas=[SID])
     log.register_schema(document)
     assert log._routes[(SID, "1")].redact is None
+    # what a user sees: under the list form (unrestricted only), a schema that
+    # declared categories would have every one of these values withheld
+    event = {"categories": ["a"], "kind": {"categories": "not a keyword"}, "extra": 1}
+    assert record_one(document, [SID], event) == event
 
 
 # -- configuration -------------------------------------------------------------
-
-
-def load_config(tmp_path: Path, body: str) -> Config:
-    path = tmp_path / "jupyterhub_config.py"
-    path.write_text(body)
-    return PyFileConfigLoader(path.name, path=str(tmp_path)).load_config()
 
 
 def test_dict_form_from_a_config_file(tmp_path: Path, events_file: Path) -> None:

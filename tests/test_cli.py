@@ -7,11 +7,10 @@ import dataclasses
 import json
 import logging
 import os
-import socket
+import re
 import subprocess
 import sys
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,14 +18,23 @@ from typing import Any
 import pytest
 import yaml
 from _collector import Collector, ReceivedLog
-from conftest import EVENT, SCHEMA, SCHEMA_ID, read_lines
+from conftest import (
+    EVENT,
+    PROTOCOLS,
+    SCHEMA,
+    SCHEMA_ID,
+    closed_port,
+    endpoint,
+    of_service,
+    read_lines,
+    unique,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
 from jupyter_telemetry import EventLog, __version__, _capsule
 from jupyter_telemetry.cli import emission_from_line, main, parse_timestamp
 
-PROTOCOLS = ["grpc", "http/protobuf"]
 EXIT_CODES = {"0": "success", "1": "event", "2": "usage", "3": "schema", "4": "read", "5": "OTLP"}
 
 
@@ -50,24 +58,6 @@ def in_process(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.Com
         code = int(exit_.code or 0)
     out, err = capsys.readouterr()
     return subprocess.CompletedProcess(list(args), code, out, err)
-
-
-def endpoint(collector: Collector, protocol: str) -> str:
-    return collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint
-
-
-def unique() -> str:
-    return f"svc-{uuid.uuid4().hex[:12]}"
-
-
-def of_service(service: str) -> Any:
-    return lambda r: r.resource.get("service.name") == service
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -210,6 +200,8 @@ def test_every_command_has_help_listing_the_exit_codes(
     codes = result.stdout.split("exit codes:")[1]
     for code, word in EXIT_CODES.items():
         assert f"  {code}  " in codes and word in codes
+        # the word on that code's own line: swapped meanings must fail
+        assert re.search(rf"^  {code}  .*{word}", codes, re.MULTILINE), (code, word)
 
 
 def test_version_and_usage_errors() -> None:

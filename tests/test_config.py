@@ -6,17 +6,11 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import EVENT, SCHEMA, SCHEMA_ID, read_lines
+from conftest import EVENT, SCHEMA, SCHEMA_ID, load_config, read_lines
 from traitlets import TraitError
-from traitlets.config import Application, Config, PyFileConfigLoader, SingletonConfigurable
+from traitlets.config import Application, Config, SingletonConfigurable
 
 from jupyter_telemetry import EventLog
-
-
-def load_config(tmp_path: Path, body: str) -> Config:
-    path = tmp_path / "jupyter_app_config.py"
-    path.write_text(body)
-    return PyFileConfigLoader(path.name, path=str(tmp_path)).load_config()
 
 
 def test_config_file_sets_handlers_and_allowed_schemas(tmp_path: Path) -> None:

@@ -142,9 +142,11 @@ def test_unserialisable_value_is_an_error_before_any_write(
     assert read_lines(events_file) == []
 
 
-def test_event_must_be_a_mapping(eventlog: EventLog) -> None:
-    with pytest.raises((TypeError, jsonschema.ValidationError)):
+def test_event_must_be_a_mapping(eventlog: EventLog, events_file: Path) -> None:
+    with pytest.raises((TypeError, jsonschema.ValidationError)) as info:
         eventlog.record_event(SCHEMA_ID, 1, ["not", "a", "dict"])  # type: ignore[arg-type]
+    assert isinstance(info.value, TypeError) and "must be a mapping, got list" in str(info.value)
+    assert read_lines(events_file) == []
 
 
 def test_callers_event_is_never_mutated(eventlog: EventLog) -> None:
@@ -457,3 +459,8 @@ def test_nan_infinity_and_objects_are_refused_even_where_redaction_nulls_them(
     assert read_lines(events_file) == [
         {**read_lines(events_file)[0], "kept": 1.5, "withheld": None}
     ]
+    [line] = read_lines(events_file)  # only the first event was written, redacted
+    assert {k: v for k, v in line.items() if not k.startswith("__")} == {
+        "kept": 1.5,
+        "withheld": None,
+    }

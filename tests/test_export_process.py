@@ -8,18 +8,13 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 from _collector import Collector
-from conftest import EVENT, SCHEMA, SCHEMA_ID, read_lines
+from conftest import EVENT, SCHEMA, SCHEMA_ID, closed_port, read_lines, unique
 
 from jupyter_telemetry import EventLog
-
-
-def unique() -> str:
-    return f"svc-{uuid.uuid4().hex[:12]}"
 
 
 def alive(pid: int) -> bool:
@@ -118,7 +113,7 @@ def test_a_python_that_cannot_start_loses_only_the_otel_copy(tmp_path: Path) -> 
         logging.basicConfig()
         sys.executable = {str(tmp_path / "no-such-python")!r}
         log = EventLog(handlers=[logging.FileHandler("events.log")], allowed_schemas=[SCHEMA_ID],
-                       otlp_endpoint="http://127.0.0.1:9")
+                       otlp_endpoint="http://127.0.0.1:{closed_port()}")
         log.register_schema(SCHEMA)
         for count in range(20):
             log.record_event(SCHEMA_ID, 1, {{**EVENT, "count": count}})
@@ -175,7 +170,7 @@ def test_ctrl_c_in_the_terminal_leaves_the_export_process_to_its_parent(
     log, _ = exporting_log(collector)
     pid = export_pid(log)
     os.kill(pid, signal.SIGINT)  # what a terminal sends the whole process group
-    time.sleep(0.3)
+    assert not wait_gone(pid, 1.0), "the export process died of SIGINT"
     log.record_event(SCHEMA_ID, 1, {**EVENT, "count": 1})
     assert log.flush(20)
     assert export_pid(log) == pid and log.otel_dropped == 0

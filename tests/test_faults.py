@@ -14,15 +14,23 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _collector import Collector, ReceivedLog
-from conftest import EVENT, SCHEMA, SCHEMA_ID, read_lines
+from _collector import Collector
+from conftest import (
+    EVENT,
+    PROTOCOLS,
+    SCHEMA,
+    SCHEMA_ID,
+    closed_port,
+    endpoint,
+    of_service,
+    read_lines,
+    unique,
+)
 
 from jupyter_telemetry import EventLog
 
@@ -101,25 +109,17 @@ def test_a_plain_stream_whose_failures_stop_and_start_is_reported_per_streak(
 
 # -- helpers --------------------------------------------------------------------
 
-PROTOCOLS = ["grpc", "http/protobuf"]
 
-
-def endpoint(collector: Collector, protocol: str) -> str:
-    return collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint
-
-
-def unique() -> str:
-    return f"svc-{uuid.uuid4().hex[:12]}"
-
-
-def of_service(service: str) -> Callable[[ReceivedLog], bool]:
-    return lambda r: r.resource.get("service.name") == service
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def otlp_log(otlp_endpoint: str, **traits: Any) -> EventLog:
+    """An EventLog recording the test schema over OTLP (and to ``handlers``, if given)."""
+    log = EventLog(
+        handlers=traits.pop("handlers", []),
+        allowed_schemas=[SCHEMA_ID],
+        otlp_endpoint=otlp_endpoint,
+        **traits,
+    )
+    log.register_schema(SCHEMA)
+    return log
 
 
 # -- a handler that fails --------------------------------------------------------
@@ -131,13 +131,7 @@ def test_a_failing_handler_does_not_keep_events_from_the_collector(
     full = logging.FileHandler("/dev/full")  # every write fails with ENOSPC
     good = logging.FileHandler(tmp_path / "events.log")
     service = unique()
-    log = EventLog(
-        handlers=[full, good],
-        allowed_schemas=[SCHEMA_ID],
-        otlp_endpoint=collector.grpc_endpoint,
-        service_name=service,
-    )
-    log.register_schema(SCHEMA)
+    log = otlp_log(collector.grpc_endpoint, handlers=[full, good], service_name=service)
     for count in range(100):
         assert log.record_event(SCHEMA_ID, 1, {**EVENT, "count": count}) is not None
     assert log.flush(10)
@@ -167,15 +161,13 @@ def test_collector_killed_mid_stream_loses_only_counted_records_and_replay_recov
     try:
         service, path = unique(), tmp_path / "events.log"
         handler = logging.FileHandler(path, encoding="utf-8")
-        log = EventLog(
+        log = otlp_log(
+            endpoint(collector, protocol),
             handlers=[handler],
-            allowed_schemas=[SCHEMA_ID],
-            otlp_endpoint=endpoint(collector, protocol),
             otlp_protocol=protocol,
             service_name=service,
             otlp_timeout=1.0,
         )
-        log.register_schema(SCHEMA)
         offered = 0
 
         def stream(seconds: float) -> None:  # a steady stream, ~1,000 events a second
@@ -317,16 +309,13 @@ def test_fork_waits_for_the_batch_in_hand_and_each_event_arrives_once(
     collector: Collector, protocol: str, subprocess_export: bool, figures: Any
 ) -> None:
     service = unique()
-    log = EventLog(
-        handlers=[],
-        allowed_schemas=[SCHEMA_ID],
-        otlp_endpoint=endpoint(collector, protocol),
+    log = otlp_log(
+        endpoint(collector, protocol),
         otlp_protocol=protocol,
         service_name=service,
         otlp_max_queue_size=10_000,
         otlp_subprocess=subprocess_export,
     )
-    log.register_schema(SCHEMA)
     sink = log._otel
     assert sink is not None and sink._pipeline is not None
     exporting = threading.Event()  # set while an export is under way (in this process)
@@ -346,7 +335,8 @@ def test_fork_waits_for_the_batch_in_hand_and_each_event_arrives_once(
     for count in range(600):  # 512 go out in the first batch, 88 stay queued
         log.record_event(SCHEMA_ID, 1, {**EVENT, "user": "parent-before", "count": count})
     deadline = time.monotonic() + 10
-    while not (exporting.is_set() or sink._busy.locked()) and time.monotonic() < deadline:
+    while not (exporting.is_set() or sink._busy.locked()):
+        assert time.monotonic() < deadline, "the first batch never went out"
         time.sleep(0.001)
     started = time.monotonic()
     pid = os.fork()
@@ -393,13 +383,7 @@ def test_fork_waits_for_the_batch_in_hand_and_each_event_arrives_once(
 def test_a_fork_does_not_wait_for_the_export_process_retrying_a_dead_collector(
     figures: Any,
 ) -> None:
-    log = EventLog(
-        handlers=[],
-        allowed_schemas=[SCHEMA_ID],
-        otlp_endpoint=f"http://127.0.0.1:{closed_port()}",
-        otlp_timeout=5.0,
-    )
-    log.register_schema(SCHEMA)
+    log = otlp_log(f"http://127.0.0.1:{closed_port()}", otlp_timeout=5.0)
     sink = log._otel
     assert sink is not None
     for count in range(600):  # a batch of 512 goes to the export process, which retries
@@ -422,12 +406,7 @@ def test_a_fork_does_not_wait_for_the_export_process_retrying_a_dead_collector(
 
 
 def test_an_eventlog_shut_down_before_a_fork_stays_down_in_the_child() -> None:
-    log = EventLog(
-        handlers=[],
-        allowed_schemas=[SCHEMA_ID],
-        otlp_endpoint=f"http://127.0.0.1:{closed_port()}",
-    )
-    log.register_schema(SCHEMA)
+    log = otlp_log(f"http://127.0.0.1:{closed_port()}")
     log.shutdown(1)
     pid = os.fork()
     if pid == 0:
@@ -448,15 +427,12 @@ def test_forks_under_a_steady_stream_duplicate_and_lose_nothing(
     collector: Collector, protocol: str, figures: Any
 ) -> None:
     service, forks = unique(), 20
-    log = EventLog(
-        handlers=[],
-        allowed_schemas=[SCHEMA_ID],
-        otlp_endpoint=endpoint(collector, protocol),
+    log = otlp_log(
+        endpoint(collector, protocol),
         otlp_protocol=protocol,
         service_name=service,
         otlp_max_queue_size=100_000,
     )
-    log.register_schema(SCHEMA)
     rng = random.Random(1234)
     offered, children = 0, []
     started = time.monotonic()
@@ -500,24 +476,23 @@ def test_forks_under_a_steady_stream_duplicate_and_lose_nothing(
 # -- a collector that hangs ------------------------------------------------------------
 
 
+@pytest.mark.parametrize("subprocess_export", [True, False], ids=["process", "thread"])
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_hung_collector_bounds_shutdown_and_every_record_is_counted_once(
-    protocol: str, caplog: pytest.LogCaptureFixture, figures: Any
+    protocol: str, subprocess_export: bool, caplog: pytest.LogCaptureFixture, figures: Any
 ) -> None:
-    # It accepts connections (the kernel does) and never answers: an export in flight
-    # blocks until otlp_timeout, and an HTTP request cannot be interrupted.
+    # It accepts connections and never answers: an export in flight blocks until
+    # otlp_timeout, and an in-thread HTTP request cannot be interrupted.
     with socket.socket() as hung:
         hung.bind(("127.0.0.1", 0))
         hung.listen(64)
         otlp_timeout = 4.0
-        log = EventLog(
-            handlers=[],
-            allowed_schemas=[SCHEMA_ID],
-            otlp_endpoint=f"http://127.0.0.1:{hung.getsockname()[1]}",
+        log = otlp_log(
+            f"http://127.0.0.1:{hung.getsockname()[1]}",
             otlp_protocol=protocol,
             otlp_timeout=otlp_timeout,
+            otlp_subprocess=subprocess_export,
         )
-        log.register_schema(SCHEMA)
         sink = log._otel
         assert sink is not None
         for count in range(600):  # one batch of 512 goes out at once and hangs
@@ -525,19 +500,23 @@ def test_a_hung_collector_bounds_shutdown_and_every_record_is_counted_once(
         deadline = time.monotonic() + 5
         while sink.queued > 88 and time.monotonic() < deadline:
             time.sleep(0.01)
-        time.sleep(0.2)  # the export is under way
+        hung.settimeout(10)
+        request, _ = hung.accept()  # the export is under way once its first bytes arrive
+        assert request.recv(1), "the exporter connected but sent nothing"
         started = time.monotonic()
         log.shutdown(1.0)
         seconds = time.monotonic() - started
         at_shutdown = log.otel_dropped
         sink._worker.join(otlp_timeout + 5)  # the abandoned export ends in its own time
         later = log.otel_dropped
+        request.close()
     assert seconds < 1.0 + 1.0, f"shutdown(1.0) took {seconds:.2f} s"
     assert at_shutdown == 600, "records in flight at shutdown were not counted"
     assert later == 600, "a record was counted twice"
     assert "600 OpenTelemetry log record(s) were not delivered" in caplog.text
     figures(
         protocol=protocol,
+        export="process" if subprocess_export else "thread",
         offered=600,
         delivered=0,
         dropped=later,

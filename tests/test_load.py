@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 import uuid
@@ -14,18 +13,12 @@ from typing import Any
 import orjson
 import pytest
 from _collector import Collector
-from conftest import EVENT, SCHEMA, SCHEMA_ID
+from conftest import EVENT, SCHEMA, SCHEMA_ID, closed_port
 
 from jupyter_telemetry import EventLog
 
 THREADS, PER_THREAD = 8, 25_000
 TOTAL = THREADS * PER_THREAD
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rss_mib() -> float:
@@ -103,6 +96,10 @@ def test_eight_threads_into_one_eventlog_lose_nothing_silently(
         bodies = Counter(r.body["count"] for r in collector.logs())
         assert len(bodies) == received, "an event arrived twice"
         assert received + log.otel_dropped == TOTAL
+        assert received > 0, "nothing was delivered"
+        assert sink.dropped_export_failed == sink.dropped_at_shutdown == 0, (
+            "a drop was not a full queue"
+        )
         if queue_size >= TOTAL:
             assert flushed and log.otel_dropped == 0 and received == TOTAL
     finally:

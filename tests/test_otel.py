@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +16,17 @@ from typing import Any
 
 import pytest
 from _collector import Collector, ReceivedLog
-from conftest import EVENT, SCHEMA, SCHEMA_ID, read_lines
+from conftest import (
+    EVENT,
+    PROTOCOLS,
+    SCHEMA,
+    SCHEMA_ID,
+    closed_port,
+    endpoint,
+    of_service,
+    read_lines,
+    unique,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -30,25 +38,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from jupyter_telemetry import EventLog, __version__
 
-PROTOCOLS = ["grpc", "http/protobuf"]
-
-
-def endpoint(collector: Collector, protocol: str) -> str:
-    return collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint
-
-
-def unique() -> str:
-    return f"svc-{uuid.uuid4().hex[:12]}"
-
 
 def from_service(collector: Collector, name: str, n: int = 1) -> list[ReceivedLog]:
     return collector.wait_for_logs(n, predicate=lambda r: r.resource.get("service.name") == name)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -159,6 +151,7 @@ def test_an_explicit_provider_wins_over_an_endpoint(collector: Collector, make_l
     assert record.log_record.body == EVENT
     assert record.log_record.event_name == SCHEMA_ID
     assert not [r for r in collector.logs() if r.resource.get("service.name") == service]
+    collector.assert_no_logs(of_service(service), settle=1.0)
     # the application's provider is flushed by shutdown, never shut down
     log2 = make_log(logger_provider=provider)
     log2.record_event(SCHEMA_ID, 1, EVENT)
@@ -170,7 +163,7 @@ def test_handlers_empty_but_otel_live_still_records(collector: Collector, make_l
     service = unique()
     log = make_log(handlers=[], otlp_endpoint=collector.grpc_endpoint, service_name=service)
     assert log.record_event(SCHEMA_ID, 1, EVENT) is not None
-    log.flush(10)
+    assert log.flush(10)
     assert from_service(collector, service)[0].body == EVENT
 
 
@@ -193,7 +186,7 @@ def test_standard_environment_variables(
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test,team=hub")
     log = make_log()
     log.record_event(SCHEMA_ID, 1, EVENT)
-    log.flush(10)
+    assert log.flush(10)
     [record] = from_service(collector, service)
     assert record.resource["deployment.environment"] == "test"
     assert record.resource["team"] == "hub"
@@ -208,7 +201,7 @@ def test_logs_specific_endpoint_variable(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/protobuf")
     log = make_log(service_name=service)
     log.record_event(SCHEMA_ID, 1, EVENT)
-    log.flush(10)
+    assert log.flush(10)
     assert len(from_service(collector, service)) == 1
 
 
@@ -308,7 +301,7 @@ def test_collector_started_after_the_first_events(
         otlp_subprocess=subprocess_export,
     )
     log.record_event(SCHEMA_ID, 1, {**EVENT, "count": 0})
-    log.flush(5)  # fails: nobody listens yet
+    assert not log.flush(5)  # nobody listens yet
     late.start()
     try:
         for count in range(1, 4):
@@ -317,6 +310,9 @@ def test_collector_started_after_the_first_events(
         received = late.wait_for_logs(3)
         assert sorted(r.body["count"] for r in received)[-3:] == [1, 2, 3]
         assert log.otel_dropped >= 1
+        # exactly: event 0 met no collector and was counted, 1-3 arrived
+        assert sorted(r.body["count"] for r in late.logs()) == [1, 2, 3]
+        assert log.otel_dropped == 1
     finally:
         late.stop()
 
