@@ -6,7 +6,10 @@ configured, to OpenTelemetry collectors as log records.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._version import __version__
+from .bridge import JupyterEventsHandler
 from .errors import (
     EventSerializationError,
     EventTooLargeError,
@@ -24,8 +27,14 @@ __all__ = [
     "EventTooLargeError",
     "EventValidationError",
     "InvalidSchemaError",
+    "JupyterEventsHandler",
     "SchemaLoadError",
     "SchemaRegistrationError",
     "UnregisteredSchemaError",
     "__version__",
 ]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    """Jupyter Server's entry point: the extension lives in ``server_extension``."""
+    return [{"module": "jupyter_telemetry.server_extension"}]
