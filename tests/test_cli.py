@@ -33,7 +33,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jupyter_telemetry import EventLog, __version__, _capsule
-from jupyter_telemetry.cli import emission_from_line, main, parse_timestamp
+from jupyter_telemetry._capsule import parse_timestamp
+from jupyter_telemetry._pipeline import parse_line as emission_from_line
+from jupyter_telemetry.cli import main
 
 EXIT_CODES = {"0": "success", "1": "event", "2": "usage", "3": "schema", "4": "read", "5": "OTLP"}
 
