@@ -21,10 +21,9 @@ _diagnostics = logging.getLogger("jupyter_telemetry")
 class JupyterEventsHandler(logging.Handler):
     """A ``logging.Handler`` for ``jupyter_events.EventLogger`` that forwards each capsule.
 
-    ``eventlog``: the :class:`EventLog` to forward through (flushed on :meth:`close`,
-    never shut down); without it the handler builds one from ``eventlog_kwargs``
-    (``handlers=``, ``allowed_schemas=``, ``otlp_endpoint=``, ``config=``,
-    ``parent=``, ...) and shuts it down on :meth:`close`.
+    ``eventlog``: the :class:`EventLog` to forward through; without it the handler
+    builds one from ``eventlog_kwargs`` (``handlers=``, ``allowed_schemas=``,
+    ``otlp_endpoint=``, ``config=``, ``parent=``, ...).
 
     ``emit`` reads the capsule dict jupyter_events puts in ``record.msg`` (the
     formatter jupyter_events forces on its handlers is ignored) and calls
@@ -37,7 +36,6 @@ class JupyterEventsHandler(logging.Handler):
         if eventlog is not None and eventlog_kwargs:
             raise TypeError("pass either an EventLog or EventLog arguments, not both")
         super().__init__()
-        self._owns_eventlog = eventlog is None
         self.eventlog = EventLog(**eventlog_kwargs) if eventlog is None else eventlog
         self.failures = 0  #: events that could not be forwarded
         self._failing = False
@@ -107,11 +105,14 @@ class JupyterEventsHandler(logging.Handler):
             _diagnostics.exception("jupyter_telemetry: flushing the EventLog failed")
 
     def close(self) -> None:
-        """Shut down the EventLog this handler built; flush one it was given."""
+        """Flush the EventLog and keep it: the handler still forwards after ``close``.
+
+        ``logging.config.dictConfig``, which traitlets applications call after
+        reading their config files, closes every handler that exists; the stdlib's
+        own handlers keep working after that, and so does this one. An EventLog the
+        handler built is shut down at interpreter exit (``shutdown_timeout``).
+        """
         try:
-            if self._owns_eventlog:
-                self.eventlog.shutdown(self.eventlog.shutdown_timeout)
-            else:
-                self.flush()
+            self.flush()
         finally:
             super().close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import logging.config
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -53,6 +54,7 @@ def bridge(collector: Collector) -> Iterator[Any]:
     def make(**kwargs: Any) -> tuple[EventLogger, JupyterEventsHandler, str]:
         service = kwargs.setdefault("service_name", unique())
         kwargs.setdefault("otlp_endpoint", collector.grpc_endpoint)
+        kwargs.setdefault("otlp_subprocess", False)  # the export process: the config-file test
         handler = JupyterEventsHandler(**kwargs)
         made.append(handler)
         logger = EventLogger(handlers=[handler])
@@ -62,6 +64,7 @@ def bridge(collector: Collector) -> Iterator[Any]:
     yield make
     for handler in made:
         handler.close()
+        handler.eventlog.shutdown(5)
 
 
 def received(collector: Collector, handler: JupyterEventsHandler, service: str,
@@ -93,6 +96,7 @@ def test_a_handler_in_the_config_file_forwards_what_record_event_would_record(
         [record] = received(collector, handler, service)
     finally:
         handler.close()
+        handler.eventlog.shutdown(5)
 
     # The same event through record_event, for comparison.
     reference_service = unique()
@@ -226,7 +230,18 @@ def test_schemas_registered_on_the_event_logger_later_are_copied_on_first_sight(
     assert record.body == {"user": "ada", "path": None}
 
 
-def test_close_flushes_but_keeps_an_eventlog_it_was_given(collector: Collector) -> None:
+def test_the_handler_keeps_forwarding_after_dictconfig_closes_it(bridge: Any,
+                                                                  collector: Collector) -> None:
+    # traitlets applications call dictConfig after reading their config files,
+    # and dictConfig closes every handler that exists (as Jupyter Server does).
+    logger, handler, service = bridge()
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+    logger.emit(schema_id=A, data={"action": "after dictConfig"})
+    [record] = received(collector, handler, service)
+    assert record.body == {"action": "after dictConfig"}
+
+
+def test_close_keeps_an_eventlog_it_was_given_usable(collector: Collector) -> None:
     service = unique()
     eventlog = EventLog(
         allowed_schemas=[A], otlp_endpoint=collector.grpc_endpoint, service_name=service
@@ -259,6 +274,7 @@ def test_with_the_collector_down_events_still_reach_the_handler_s_files(
     logger.register_event_schema(schema(A))
     capsules = [logger.emit(schema_id=A, data={"count": i}) for i in range(3)]
     handler.close()
+    handler.eventlog.shutdown(1)
     assert read_lines(events_file) == capsules
     assert handler.failures == 0
 
