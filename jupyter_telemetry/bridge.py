@@ -72,6 +72,14 @@ class JupyterEventsHandler(logging.Handler):
             return False
         return True
 
+    def _learn(self, capsule: Mapping[str, Any]) -> None:
+        schema_id = capsule.get("__schema__")
+        key = (str(schema_id), str(capsule.get("__schema_version__")))
+        if key not in self._seen:
+            self._seen.add(key)
+            if isinstance(schema_id, str) and schema_id in self.schema_source:
+                self._copy(self.schema_source, schema_id)
+
     def emit(self, record: logging.LogRecord) -> None:
         """Forward ``record.msg``, a jupyter_events capsule; never raises."""
         try:
@@ -79,11 +87,7 @@ class JupyterEventsHandler(logging.Handler):
             if not isinstance(capsule, Mapping):
                 raise TypeError(f"expected a jupyter_events capsule, got {type(capsule).__name__}")
             if self.schema_source is not None:
-                key = (capsule.get("__schema__"), str(capsule.get("__schema_version__")))
-                if key not in self._seen:
-                    self._seen.add(key)  # type: ignore[arg-type]
-                    if key[0] in self.schema_source:
-                        self._copy(self.schema_source, key[0])
+                self._learn(capsule)
             eventlog = self.eventlog
             eventlog.forward(capsule, allow_unlisted=not eventlog.allowed_schemas)
         except Exception:

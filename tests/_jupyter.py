@@ -47,8 +47,15 @@ def base_env(workdir: Path, **extra: str) -> dict[str, str]:
 class ServerProcess:
     """A server started as its users start it; ``request`` speaks its REST API with a token."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], workdir: Path, base_url: str,
-                 token: str, ready_path: str) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        workdir: Path,
+        base_url: str,
+        token: str,
+        ready_path: str,
+    ) -> None:
         self.argv, self.env, self.workdir = argv, env, workdir
         self.base_url, self.token, self.ready_path = base_url, token, ready_path
         self.output_path = workdir / "server.out"
@@ -58,8 +65,13 @@ class ServerProcess:
         """Start and wait until ``ready_path`` answers 200; raise with the output otherwise."""
         with open(self.output_path, "wb") as out:
             self.proc = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=self.workdir, env=self.env, start_new_session=True,
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.workdir,
+                env=self.env,
+                start_new_session=True,
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -78,8 +90,9 @@ class ServerProcess:
         """The last ``tail`` characters the process wrote."""
         return self.output_path.read_text(errors="replace")[-tail:]
 
-    def request(self, method: str, path: str, body: Any = None,
-                timeout: float = 60) -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, timeout: float = 60
+    ) -> tuple[int, Any]:
         """``(status, parsed JSON or None)`` of one request; HTTP errors are returned too."""
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.base_url + path, data=data, method=method)
@@ -118,8 +131,9 @@ class ServerProcess:
             pass
 
 
-def jupyter_server(workdir: Path, config: str, env: dict[str, str],
-                   args: tuple[str, ...] = ()) -> ServerProcess:
+def jupyter_server(
+    workdir: Path, config: str, env: dict[str, str], args: tuple[str, ...] = ()
+) -> ServerProcess:
     """A ``python -m jupyter_server`` with ``config`` as its ``--config`` file (not started)."""
     port, token = free_port(), "test-token-" + os.urandom(8).hex()
     root = workdir / "root"
@@ -127,15 +141,24 @@ def jupyter_server(workdir: Path, config: str, env: dict[str, str],
     config_file = workdir / "jupyter_server_config.py"
     config_file.write_text(config)
     argv = [
-        sys.executable, "-m", "jupyter_server", f"--config={config_file}", "--ip=127.0.0.1",
-        f"--port={port}", "--port-retries=0", "--no-browser", f"--ServerApp.root_dir={root}",
-        f"--IdentityProvider.token={token}", "--allow-root", *args,
+        sys.executable,
+        "-m",
+        "jupyter_server",
+        f"--config={config_file}",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--port-retries=0",
+        "--no-browser",
+        f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={token}",
+        "--allow-root",
+        *args,
     ]
     return ServerProcess(argv, env, workdir, f"http://127.0.0.1:{port}", token, "/api/status")
 
 
 #: A proxy that routes nothing: the tests talk to the Hub's API and never through the proxy.
-NULL_PROXY = '''
+NULL_PROXY = """
 from jupyterhub.proxy import Proxy
 
 class NullProxy(Proxy):
@@ -148,7 +171,7 @@ class NullProxy(Proxy):
         return {}
 
 c.JupyterHub.proxy_class = NullProxy
-'''
+"""
 
 
 def jupyterhub(workdir: Path, config: str, env: dict[str, str]) -> ServerProcess:
@@ -161,13 +184,13 @@ def jupyterhub(workdir: Path, config: str, env: dict[str, str]) -> ServerProcess
         + f"""
 c.JupyterHub.bind_url = "http://127.0.0.1:{free_port()}"
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
-c.JupyterHub.db_url = "sqlite:///{workdir / 'jupyterhub.sqlite'}"
-c.JupyterHub.cookie_secret_file = "{workdir / 'cookie_secret'}"
-c.JupyterHub.pid_file = "{workdir / 'jupyterhub.pid'}"
+c.JupyterHub.db_url = "sqlite:///{workdir / "jupyterhub.sqlite"}"
+c.JupyterHub.cookie_secret_file = "{workdir / "cookie_secret"}"
+c.JupyterHub.pid_file = "{workdir / "jupyterhub.pid"}"
 c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allowed_users = {{"ada"}}
 c.JupyterHub.spawner_class = "simple"
-c.SimpleLocalProcessSpawner.home_dir_template = "{workdir / 'home' / '{username}'}"
+c.SimpleLocalProcessSpawner.home_dir_template = "{workdir / "home" / "{username}"}"
 c.Spawner.args = ["--allow-root"]
 c.Spawner.start_timeout = 60
 c.Spawner.http_timeout = 60

@@ -67,8 +67,9 @@ def bridge(collector: Collector) -> Iterator[Any]:
         handler.eventlog.shutdown(5)
 
 
-def received(collector: Collector, handler: JupyterEventsHandler, service: str,
-             n: int = 1) -> list[ReceivedLog]:
+def received(
+    collector: Collector, handler: JupyterEventsHandler, service: str, n: int = 1
+) -> list[ReceivedLog]:
     assert handler.eventlog.flush(10)
     return collector.wait_for_logs(n, predicate=of_service(service))
 
@@ -92,7 +93,9 @@ def test_a_handler_in_the_config_file_forwards_what_record_event_would_record(
         logger.register_event_schema(schema(A))
         when = datetime(2026, 11, 29, 11, 42, 12, 48359, tzinfo=timezone.utc)
         capsule = logger.emit(schema_id=A, data=EVENT, timestamp_override=when)
-        assert capsule is not None and capsule["__timestamp__"] == "2026-11-29T11:42:12.048359+00:00Z"
+        assert (
+            capsule is not None and capsule["__timestamp__"] == "2026-11-29T11:42:12.048359+00:00Z"
+        )
         [record] = received(collector, handler, service)
     finally:
         handler.close()
@@ -110,17 +113,25 @@ def test_a_handler_in_the_config_file_forwards_what_record_event_would_record(
 
     assert record.event_name == expected.event_name == A
     assert record.body == expected.body == EVENT  # a map, not the forced formatter's string
-    assert record.attributes == expected.attributes == {
-        "jupyter.event.schema_id": A,
-        "jupyter.event.schema_version": "1",
-        "jupyter.event.metadata_version": 1,
-    }
+    assert (
+        record.attributes
+        == expected.attributes
+        == {
+            "jupyter.event.schema_id": A,
+            "jupyter.event.schema_version": "1",
+            "jupyter.event.metadata_version": 1,
+        }
+    )
     assert record.timestamp_ns == expected.timestamp_ns == int(when.timestamp() * 1e6) * 1000
-    assert (record.severity_text, record.scope_name) == (expected.severity_text, "jupyter_telemetry")
+    assert (record.severity_text, record.scope_name) == (
+        expected.severity_text,
+        "jupyter_telemetry",
+    )
 
 
-def test_every_schema_is_forwarded_also_schemas_registered_later(bridge: Any,
-                                                                 collector: Collector) -> None:
+def test_every_schema_is_forwarded_also_schemas_registered_later(
+    bridge: Any, collector: Collector
+) -> None:
     logger, handler, service = bridge()
     logger.emit(schema_id=A, data={"action": "a"})
     logger.register_event_schema(schema(B))
@@ -153,9 +164,9 @@ def test_an_event_inside_a_span_carries_the_span_s_trace_context(
     )
 
 
-def test_the_handler_s_own_json_lines_equal_the_capsules(bridge: Any, collector: Collector,
-                                                         file_handler: logging.Handler,
-                                                         events_file: Path) -> None:
+def test_the_handler_s_own_json_lines_equal_the_capsules(
+    bridge: Any, collector: Collector, file_handler: logging.Handler, events_file: Path
+) -> None:
     logger, handler, service = bridge(handlers=[file_handler])
     capsule = logger.emit(schema_id=A, data=EVENT)
     received(collector, handler, service)
@@ -230,8 +241,9 @@ def test_schemas_registered_on_the_event_logger_later_are_copied_on_first_sight(
     assert record.body == {"user": "ada", "path": None}
 
 
-def test_the_handler_keeps_forwarding_after_dictconfig_closes_it(bridge: Any,
-                                                                  collector: Collector) -> None:
+def test_the_handler_keeps_forwarding_after_dictconfig_closes_it(
+    bridge: Any, collector: Collector
+) -> None:
     # traitlets applications call dictConfig after reading their config files,
     # and dictConfig closes every handler that exists (as Jupyter Server does).
     logger, handler, service = bridge()
@@ -267,7 +279,8 @@ def test_with_the_collector_down_events_still_reach_the_handler_s_files(
     file_handler: logging.Handler, events_file: Path
 ) -> None:
     handler = JupyterEventsHandler(
-        handlers=[file_handler], otlp_endpoint=f"http://127.0.0.1:{closed_port()}",
+        handlers=[file_handler],
+        otlp_endpoint=f"http://127.0.0.1:{closed_port()}",
         shutdown_timeout=1,
     )
     logger = EventLogger(handlers=[handler])
@@ -285,8 +298,9 @@ def test_importing_the_package_imports_neither_jupyter_events_nor_a_server() -> 
         "print(sorted(m for m in ('jupyter_events', 'jupyter_server', 'jupyterhub') "
         "if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=ROOT).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
     assert out.strip() == "[]"
 
 

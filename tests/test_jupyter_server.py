@@ -39,8 +39,9 @@ def server(tmp_path: Path) -> Iterator[Any]:
 
 def exercise(server: ServerProcess) -> str:
     """PUT a file, then start, interrupt, restart and shut down a kernel; its id."""
-    status, _ = server.request("PUT", "/api/contents/notes.txt",
-                               {"type": "file", "format": "text", "content": "hello"})
+    status, _ = server.request(
+        "PUT", "/api/contents/notes.txt", {"type": "file", "format": "text", "content": "hello"}
+    )
     assert status == 201
     status, kernel = server.request("POST", "/api/kernels", {"name": "python3"})
     assert status == 201, kernel
@@ -55,12 +56,18 @@ def exercise(server: ServerProcess) -> str:
 
 
 def body(action: str, kernel_id: str, verb: str) -> dict[str, Any]:
-    return {"action": action, "kernel_name": "python3", "kernel_id": kernel_id,
-            "status": "success", "msg": f"Kernel {kernel_id} was {verb}."}
+    return {
+        "action": action,
+        "kernel_name": "python3",
+        "kernel_id": kernel_id,
+        "status": "success",
+        "msg": f"Kernel {kernel_id} was {verb}.",
+    }
 
 
-def assert_records(records: list[ReceivedLog], bodies: list[tuple[str, dict[str, Any]]],
-                   since_ns: int) -> None:
+def assert_records(
+    records: list[ReceivedLog], bodies: list[tuple[str, dict[str, Any]]], since_ns: int
+) -> None:
     """The records are exactly ``bodies`` (schema, body), in order, stamped in this run."""
     assert [(r.event_name, r.body) for r in records] == bodies
     for record in records:
@@ -79,18 +86,23 @@ def test_the_example_config_file_forwards_contents_and_kernel_events_under_its_p
     service = unique()
     config = (ROOT / "examples" / "jupyter_server_config.py").read_text()
     since = time.time_ns()
-    jupyter = server(config, OTEL_EXPORTER_OTLP_ENDPOINT=collector.grpc_endpoint,
-                     OTEL_SERVICE_NAME=service)
+    jupyter = server(
+        config, OTEL_EXPORTER_OTLP_ENDPOINT=collector.grpc_endpoint, OTEL_SERVICE_NAME=service
+    )
     kernel_id = exercise(jupyter)
     records = collector.wait_for_logs(6, predicate=of(service), timeout=30)
-    assert_records(records, [
-        (CONTENTS, {"action": "get", "path": None}),  # the policy withholds paths
-        (CONTENTS, {"action": "save", "path": None}),
-        (KERNELS, body("start", kernel_id, "started")),
-        (KERNELS, body("interrupt", kernel_id, "interrupted")),
-        (KERNELS, body("restart", kernel_id, "restarted")),
-        (KERNELS, body("shutdown", kernel_id, "shutdown")),
-    ], since)
+    assert_records(
+        records,
+        [
+            (CONTENTS, {"action": "get", "path": None}),  # the policy withholds paths
+            (CONTENTS, {"action": "save", "path": None}),
+            (KERNELS, body("start", kernel_id, "started")),
+            (KERNELS, body("interrupt", kernel_id, "interrupted")),
+            (KERNELS, body("restart", kernel_id, "restarted")),
+            (KERNELS, body("shutdown", kernel_id, "shutdown")),
+        ],
+        since,
+    )
     assert records[0].resource["service.name"] == service
 
 
@@ -99,19 +111,26 @@ def test_the_extension_forwards_every_event_unchanged_under_c_eventlog(
 ) -> None:
     service = unique()
     since = time.time_ns()
-    jupyter = server(f"c.EventLog.service_name = {service!r}\n", (EXTENSION,),
-                     OTEL_EXPORTER_OTLP_ENDPOINT=collector.http_endpoint,
-                     OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf")
+    jupyter = server(
+        f"c.EventLog.service_name = {service!r}\n",
+        (EXTENSION,),
+        OTEL_EXPORTER_OTLP_ENDPOINT=collector.http_endpoint,
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+    )
     kernel_id = exercise(jupyter)
     records = collector.wait_for_logs(6, predicate=of(service), timeout=30)
-    assert_records(records, [
-        (CONTENTS, {"action": "get", "path": "notes.txt"}),
-        (CONTENTS, {"action": "save", "path": "notes.txt"}),
-        (KERNELS, body("start", kernel_id, "started")),
-        (KERNELS, body("interrupt", kernel_id, "interrupted")),
-        (KERNELS, body("restart", kernel_id, "restarted")),
-        (KERNELS, body("shutdown", kernel_id, "shutdown")),
-    ], since)
+    assert_records(
+        records,
+        [
+            (CONTENTS, {"action": "get", "path": "notes.txt"}),
+            (CONTENTS, {"action": "save", "path": "notes.txt"}),
+            (KERNELS, body("start", kernel_id, "started")),
+            (KERNELS, body("interrupt", kernel_id, "interrupted")),
+            (KERNELS, body("restart", kernel_id, "restarted")),
+            (KERNELS, body("shutdown", kernel_id, "shutdown")),
+        ],
+        since,
+    )
     assert "jupyter_telemetry: forwarding jupyter_events events" in jupyter.output()
 
 
@@ -124,10 +143,18 @@ def test_the_extension_with_the_handler_also_in_the_config_forwards_each_event_o
         "c.EventLogger.handlers = [JupyterEventsHandler()]\n"  # OTEL_SERVICE_NAME
         f"c.EventLog.service_name = {extension_service!r}\n"  # the extension's EventLog
     )
-    jupyter = server(config, (EXTENSION,), OTEL_EXPORTER_OTLP_ENDPOINT=collector.grpc_endpoint,
-                     OTEL_SERVICE_NAME=service)
-    assert jupyter.request("PUT", "/api/contents/once.txt",
-                           {"type": "file", "format": "text", "content": ""})[0] == 201
+    jupyter = server(
+        config,
+        (EXTENSION,),
+        OTEL_EXPORTER_OTLP_ENDPOINT=collector.grpc_endpoint,
+        OTEL_SERVICE_NAME=service,
+    )
+    assert (
+        jupyter.request(
+            "PUT", "/api/contents/once.txt", {"type": "file", "format": "text", "content": ""}
+        )[0]
+        == 201
+    )
     records = collector.wait_for_logs(2, predicate=of(service))
     assert [r.body["action"] for r in records] == ["get", "save"]
     collector.assert_no_logs(of(extension_service), settle=2)
@@ -136,8 +163,12 @@ def test_the_extension_with_the_handler_also_in_the_config_forwards_each_event_o
 
 def test_the_extension_without_a_destination_attaches_nothing_and_says_so(server: Any) -> None:
     jupyter = server("", (EXTENSION,))
-    assert jupyter.request("PUT", "/api/contents/x.txt",
-                           {"type": "file", "format": "text", "content": ""})[0] == 201
+    assert (
+        jupyter.request(
+            "PUT", "/api/contents/x.txt", {"type": "file", "format": "text", "content": ""}
+        )[0]
+        == 201
+    )
     assert "no OpenTelemetry destination" in jupyter.output()
     assert "forwarding jupyter_events events" not in jupyter.output()
 
@@ -157,8 +188,12 @@ def test_with_the_collector_down_the_server_keeps_answering(server: Any, tmp_pat
     assert jupyter.request("GET", "/api/status")[0] == 200
     lines = read_lines(events)
     assert [(x["__schema__"], x["action"]) for x in lines[:6]] == [
-        (CONTENTS, "get"), (CONTENTS, "save"), (KERNELS, "start"), (KERNELS, "interrupt"),
-        (KERNELS, "restart"), (KERNELS, "shutdown"),
+        (CONTENTS, "get"),
+        (CONTENTS, "save"),
+        (KERNELS, "start"),
+        (KERNELS, "interrupt"),
+        (KERNELS, "restart"),
+        (KERNELS, "shutdown"),
     ]
     assert lines[2]["kernel_id"] == kernel_id and len(lines) == 26
     assert "could not be forwarded" not in jupyter.output()
