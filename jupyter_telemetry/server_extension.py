@@ -1,9 +1,10 @@
 """A Jupyter Server extension that forwards the server's jupyter_events to OpenTelemetry.
 
-Enabled with ``jupyter server extension enable jupyter_telemetry`` or
-``--ServerApp.jpserver_extensions="{'jupyter_telemetry': True}"``; installing the
-package does not enable it. Its :class:`EventLog` has the server as parent, so
-``c.EventLog.*`` in the server's config applies.
+The wheel declares it disabled (``etc/jupyter/jupyter_server_config.d``), so
+installing the package sends nothing; ``jupyter server extension enable
+--sys-prefix jupyter_telemetry`` or ``c.ServerApp.jpserver_extensions =
+{"jupyter_telemetry": True}`` enables it. Its :class:`EventLog` has the server
+as parent, so ``c.EventLog.*`` in the server's config applies.
 """
 
 from __future__ import annotations
