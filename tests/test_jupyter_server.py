@@ -138,6 +138,59 @@ def test_the_extension_forwards_every_event_unchanged_under_c_eventlog(
     assert "jupyter_telemetry: forwarding jupyter_events events" in jupyter.output()
 
 
+#: What a tornado instrumentation does, in the config file: a span per request,
+#: current while the request runs, exported to the collector.
+TRACING = """
+import os
+from opentelemetry import context, trace
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from jupyter_server.base.handlers import JupyterHandler
+
+tracing = TracerProvider(resource=Resource.create({"service.name": os.environ["OTEL_SERVICE_NAME"]}))
+tracing.add_span_processor(SimpleSpanProcessor(
+    OTLPSpanExporter(endpoint=os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"], insecure=True)))
+untraced_prepare = JupyterHandler.prepare
+
+async def prepare(self, *args, **kwargs):
+    span = tracing.get_tracer("tests").start_span(f"{self.request.method} {self.request.path}")
+    self._test_span = (span, context.attach(trace.set_span_in_context(span)))
+    return await untraced_prepare(self, *args, **kwargs)
+
+def on_finish(self):
+    span, token = self.__dict__.pop("_test_span", (None, None))
+    if span is not None:
+        context.detach(token)
+        span.end()
+
+JupyterHandler.prepare = prepare
+JupyterHandler.on_finish = on_finish
+"""
+
+
+def test_events_of_a_traced_request_carry_its_trace_and_span_ids(
+    server: Any, collector: Collector
+) -> None:
+    service = unique()
+    jupyter = server(
+        TRACING,
+        (EXTENSION,),
+        OTEL_EXPORTER_OTLP_ENDPOINT=collector.grpc_endpoint,
+        OTEL_SERVICE_NAME=service,
+    )
+    request = {"type": "file", "format": "text", "content": "traced"}
+    assert jupyter.request("PUT", "/api/contents/traced.txt", request)[0] == 201
+    [span] = collector.wait_for_spans(
+        1, predicate=lambda s: of(service)(s) and s.name == "PUT /api/contents/traced.txt"
+    )
+    records = collector.wait_for_logs(2, predicate=of(service))
+    assert [r.body["action"] for r in records] == ["get", "save"]
+    assert {(r.trace_id, r.span_id) for r in records} == {(span.trace_id, span.span_id)}
+    assert span.trace_id != ""
+
+
 def test_the_extension_with_the_handler_also_in_the_config_forwards_each_event_once(
     server: Any, collector: Collector
 ) -> None:
