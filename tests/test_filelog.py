@@ -80,10 +80,15 @@ def make_log(file_handler: logging.FileHandler) -> Iterator[Callable[..., EventL
         log.shutdown(timeout=5)
 
 
-def capsule_line(schema_version: Any, ensure_ascii: bool, **props: Any) -> str:
+def capsule_line(
+    schema_version: Any,
+    ensure_ascii: bool,
+    timestamp: str = "2026-11-25T19:46:01.425581Z",
+    **props: Any,
+) -> str:
     """A line as jupyter_telemetry writes it, by hand (escaped or raw UTF-8)."""
     capsule = {
-        "__timestamp__": "2026-11-25T19:46:01.425581Z",
+        "__timestamp__": timestamp,
         "__schema__": SCHEMA_ID,
         "__schema_version__": schema_version,
         "__metadata_version__": 1,
@@ -156,6 +161,7 @@ def test_filelog_yaml_validates(tmp_path: Path) -> None:
 # --- records -------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the push path's first flush starts its export process
 def test_records_match_the_push_path(
     collector: Collector, make_log: Callable[..., EventLog], events_file: Path, otelcol: Any
 ) -> None:
@@ -231,6 +237,32 @@ def test_schema_version_keeps_its_type(
     versions = {r.body["n"]: r.attributes["jupyter.event.schema_version"] for r in received}
     assert versions == {1: 2, 2: "2.1"}
     assert type(versions[1]) is int
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "expected_ns"),
+    [
+        ("1970-01-01T00:00:00.000001Z", 1000),
+        ("2261-12-31T23:59:59.999999Z", 9214646399999999000),
+        ("1969-12-31T23:59:59.500000Z", None),  # OTLP time is unsigned
+        ("2300-01-01T00:00:00Z", None),  # past the collector's clock (2262)
+        ("0001-01-01T00:00:00Z", None),
+    ],
+)
+def test_timestamps_outside_otlp_stay_in_the_body(
+    collector: Collector, events_file: Path, otelcol: Any, timestamp: str, expected_ns: int | None
+) -> None:
+    append(events_file, capsule_line(1, True, timestamp, n=1))
+    service = unique()
+    otelcol(events_file, service)
+    [record] = settled(collector, service, 1)
+    assert record.attributes["jupyter.event.schema_id"] == SCHEMA_ID
+    if expected_ns is None:
+        assert record.timestamp_ns == 0  # unset: backends use the observed time
+        assert record.body == {"__timestamp__": timestamp, "n": 1}
+    else:
+        assert record.timestamp_ns == expected_ns
+        assert record.body == {"n": 1}
 
 
 def test_malformed_line_does_not_stop_the_following(
