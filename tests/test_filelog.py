@@ -43,7 +43,7 @@ def otelcol(tmp_path: Path, collector: Collector) -> Iterator[Callable[..., Otel
     into the session's collector, records tagged ``service.name=service``."""
     made: list[Otelcol] = []
 
-    def make(events_file: Path, service: str, start: bool = True) -> Otelcol:
+    def make(events_file: Path, service: str) -> Otelcol:
         workdir = tmp_path / f"otelcol-{len(made)}"
         workdir.mkdir()
         config = workdir / "filelog.yaml"
@@ -56,8 +56,7 @@ def otelcol(tmp_path: Path, collector: Collector) -> Iterator[Callable[..., Otel
         }
         proc = Otelcol(config, env, workdir)
         made.append(proc)
-        if start:
-            proc.start()
+        proc.start()
         return proc
 
     yield make
