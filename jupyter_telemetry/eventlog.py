@@ -13,10 +13,10 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Dict, Enum, Float, Int, Unicode, observe
 from traitlets.config import Application, Config, Configurable
 
-from . import _capsule, _categories, _schema
+from . import _capsule, _categories, _render, _schema
 from .errors import EventSerializationError, EventTooLargeError
 from .sinks import Emission, Sink
-from .sinks.logging import LoggingSink, ensure_finite
+from .sinks.logging import EventsLogger, LoggingSink
 from .sinks.otel import PROTOCOLS, OTelSink, OTLPSettings, installed_provider
 from .traits import Handlers, SchemaOptions
 
@@ -154,7 +154,7 @@ class EventLog(Configurable):
         self._registry = _schema.Registry()
         self._routes: dict[tuple[str, str], _Route] = {}
         self._sinks: tuple[Sink, ...] = ()
-        self._events_logger = logging.Logger("jupyter_telemetry.eventlog", logging.INFO)
+        self._events_logger = EventsLogger("jupyter_telemetry.eventlog", logging.INFO)
         self._events_logger.propagate = False
         self._lines = LoggingSink(self._events_logger)
         self._otel: OTelSink | None = None
@@ -368,7 +368,7 @@ class EventLog(Configurable):
         redact = route.redact
         if redact is not None:
             try:
-                ensure_finite(event)
+                _render.ensure_finite(event)
             except TypeError as exc:
                 raise _unserialisable(schema, exc) from None
             event = redact(event)
@@ -380,7 +380,7 @@ class EventLog(Configurable):
                 f"key {exc.args[0]!r} is reserved for the event capsule", event
             ) from None
         try:
-            line = self._lines.render(capsule, finite=redact is not None)
+            line = _render.dumps(capsule, finite=redact is not None)
         except TypeError as exc:
             raise _unserialisable(schema, exc) from None
         if len(line) > self._max_event_size > 0:
