@@ -36,9 +36,7 @@ class EventsLogger(logging.Logger):
 
     def isEnabledFor(self, level: int) -> bool:
         return (
-            not self.disabled
-            and self.manager.disable < level
-            and level >= self.getEffectiveLevel()
+            not self.disabled and self.manager.disable < level and level >= self.getEffectiveLevel()
         )
 
     def callHandlers(self, record: logging.LogRecord) -> None:
