@@ -10,8 +10,8 @@ handler opened with any encoding (cp1252, ascii, latin-1) writes every event.
 
 from __future__ import annotations
 
+import codecs
 import json
-import re
 from typing import Any
 
 import orjson
@@ -20,13 +20,17 @@ __all__ = ["dumps", "ensure_finite"]
 
 _SCALARS = (str, int, bool, type(None))
 _NON_FINITE = "NaN and Infinity have no JSON encoding"
-_NON_ASCII = re.compile("[^\x00-\x7f]+")
+_ESCAPE = "jupyter_telemetry.json_escape"
 
 
-def _escape(run: re.Match[str]) -> str:
-    # A run of non-ASCII characters holds no quote, backslash or control
-    # character, so json.dumps (C-accelerated) writes it as \u escapes only.
-    return json.dumps(run.group())[1:-1]
+def _escape(error: UnicodeError) -> tuple[str, int]:
+    # The ASCII codec hands over each run of non-ASCII characters: no quote,
+    # backslash or control character, so json.dumps writes \u escapes only.
+    assert isinstance(error, UnicodeEncodeError)
+    return json.dumps(error.object[error.start : error.end])[1:-1], error.end
+
+
+codecs.register_error(_ESCAPE, _escape)  # a codec error handler: faster than re.sub
 
 
 def _non_finite(value: Any) -> bool:
@@ -67,7 +71,7 @@ def dumps(obj: Any, *, finite: bool = False, **_: Any) -> str:
         raise TypeError(_NON_FINITE)
     if line.isascii():  # O(1): CPython records it when building the str
         return line
-    return _NON_ASCII.sub(_escape, line)
+    return line.encode("ascii", _ESCAPE).decode("ascii")
 
 
 def ensure_finite(event: dict[str, Any]) -> None:
