@@ -114,11 +114,15 @@ class ReportOncePerStreak(logging.Handler):
     _failed = False  # the record being handled failed
 
     def handle(self, record: logging.LogRecord) -> bool | logging.LogRecord:  # type: ignore[override]
-        self._failed = False
-        handled = super().handle(record)
-        if handled and not self._failed:
-            self._failing = False
-        return handled
+        self.acquire()  # reentrant: Handler.handle takes it again around emit
+        try:
+            self._failed = False
+            handled = super().handle(record)
+            if handled and not self._failed:
+                self._failing = False
+            return handled
+        finally:
+            self.release()
 
     def handleError(self, record: logging.LogRecord) -> None:
         self._failed = True
