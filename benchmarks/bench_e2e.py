@@ -432,7 +432,11 @@ def run_worker(spec: dict[str, Any], workdir: Path, env_extra: dict[str, str]) -
         events.unlink(missing_ok=True)
     marked = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARK)]
     if proc.returncode or not marked:
-        return {"status": "failed", "reason": f"worker exit {proc.returncode}", "stderr": proc.stderr[-3000:]}
+        return {
+            "status": "failed",
+            "reason": f"worker exit {proc.returncode}",
+            "stderr": proc.stderr[-3000:],
+        }
     result: dict[str, Any] = json.loads(marked[-1][len(RESULT_MARK) :])
     result["file_lines"] = lines
     result["stderr_head"] = proc.stderr.splitlines()[:3]
@@ -462,10 +466,11 @@ def run_e2e(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         }
         results[key] = {"label": label, **run_worker(spec, workdir, {})}
         print(f" {results[key]['status']} ({time.monotonic() - t:.1f} s)", flush=True)
-    print("\nend to end: FileHandler + OTLP to a local rotel collector, clock stopped when all arrived")
+    print(
+        "\nend to end: FileHandler + OTLP to a local rotel collector, clock stopped when all arrived"
+    )
     head = (
-        f"{'row':<58} {'delivered':>15} {'events/s':>9} {'CPU µs/ev':>9} "
-        f"{'median':>7} {'p99':>7}"
+        f"{'row':<58} {'delivered':>15} {'events/s':>9} {'CPU µs/ev':>9} {'median':>7} {'p99':>7}"
     )
     print(head + "  (caller µs)\n" + "-" * (len(head) + 13))
     for key, label, *_ in E2E_ROWS:
@@ -488,7 +493,9 @@ def run_e2e(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 continue
             rate = ours["events_per_s"] / sdk["events_per_s"]
             cpu = ours["cpu_us_per_delivered"] / sdk["cpu_us_per_delivered"]
-            flag = " (lossy row involved: compare with care)" if ours["lossy"] or sdk["lossy"] else ""
+            flag = (
+                " (lossy row involved: compare with care)" if ours["lossy"] or sdk["lossy"] else ""
+            )
             ratios.append({"ratio": f"ours-{proto} / {sdk_key}", "events_per_s": rate, "cpu": cpu})
             print(
                 f"  {'ours-' + proto:<10} / {sdk_key:<14} events/s {rate:5.2f}{TIMES}   "
@@ -525,7 +532,9 @@ def run_burst(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     }
     r = run_worker(spec, workdir, {})
     print(f" {r['status']} ({time.monotonic() - t:.1f} s)")
-    print(f"\nburst: {threads} threads x {per_thread} events, EventLog defaults, OTLP/gRPC, collector up")
+    print(
+        f"\nburst: {threads} threads x {per_thread} events, EventLog defaults, OTLP/gRPC, collector up"
+    )
     if r["status"] != "ok":
         print(f"  {r['status'].upper()}: {r.get('reason', '')}\n{r.get('stderr', '')}")
         return r
