@@ -449,7 +449,7 @@ def delivered_note(r: dict[str, Any]) -> str:
 
 
 def run_e2e(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    n, rounds, warmup = (2000, 1, 200) if args.quick else (10000, 3, 1000)
+    n, rounds, warmup = (2000, 1, 200) if args.quick else (20000, 3, 1000)
     results: dict[str, Any] = {}
     for key, label, who, proto, queue in E2E_ROWS:
         print(f"  e2e: {label} ...", end="", flush=True)

@@ -36,13 +36,55 @@ HEAVY = ["opentelemetry", "grpc"]  # must not be imported without an OTel destin
 # Runs with ``python -c`` so that nothing but ``time`` and ``sys`` is imported before the clock starts.
 IMPORT_SNIPPET = """
 import time, sys
+missing = []
 t = time.perf_counter()
 for name in {modules!r}:
-    __import__(name)
+    try:
+        __import__(name)
+    except ImportError:
+        missing.append(name)
 took = time.perf_counter() - t
 import json
-print({mark!r} + json.dumps({{"ms": took * 1e3, "heavy": [m for m in {heavy!r} if m in sys.modules]}}))
+heavy = [m for m in {heavy!r} if m in sys.modules]
+print({mark!r} + json.dumps({{"ms": took * 1e3, "heavy": heavy, "missing": missing}}))
 """
+DEPS_VENV = HERE / ".venv-ours-deps"
+
+
+def deps_python(ours_path: Path) -> Path:
+    """Python of a venv holding only our package's dependencies (as pyproject.toml lists them),
+    at the versions installed here; our package itself comes from PYTHONPATH.
+
+    Not the driver's venv: there jupyter_events pulls in jsonschema's format extras,
+    whose import (rfc3987_syntax builds a grammar) would dominate every import of jsonschema.
+    """
+    import re
+    from importlib import metadata
+
+    import tomllib
+
+    deps = tomllib.loads((ours_path / "pyproject.toml").read_text())["project"]["dependencies"]
+    pinned = []
+    for spec in deps:
+        name = re.match(r"[A-Za-z0-9_.-]+", spec).group(0)  # type: ignore[union-attr]
+        try:
+            pinned.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pinned.append(spec)
+    wanted = "\n".join(sorted(pinned)) + "\n"
+    python, marker = DEPS_VENV / "bin" / "python", DEPS_VENV / "requirements.txt"
+    if python.exists() and marker.exists() and marker.read_text() == wanted:
+        return python
+    print(f"\n  creating {DEPS_VENV.name} with {len(pinned)} dependencies ...", end="", flush=True)
+    for cmd in (
+        [sys.executable, "-m", "venv", "--clear", str(DEPS_VENV)],
+        [str(python), "-m", "pip", "install", "-q", *pinned],
+    ):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            raise RuntimeError(f"{' '.join(cmd[:4])} failed:\n{proc.stderr[-2000:]}")
+    marker.write_text(wanted)
+    return python
 
 
 def best_per_call(fn: Any, n: int, repeats: int = 5) -> float:
@@ -317,17 +359,24 @@ def run_worker(
 def run_imports(args: argparse.Namespace) -> dict[str, Any]:
     """Median import time over fresh interpreters, runs of the candidates interleaved."""
     runs = 3 if args.quick else 9
-    candidates: list[tuple[str, str, list[str], Any, bool]] = [
-        ("ours", "import jupyter_telemetry", ["jupyter_telemetry"], sys.executable, True),
-        ("deps", "import " + ", ".join(DEPENDENCIES), DEPENDENCIES, sys.executable, True),
-    ]
     try:
-        import jsonschema_rs  # noqa: F401
-
-        deps_rs = [*DEPENDENCIES, "jsonschema_rs"]
-        candidates.append(("deps+rs", "the same + jsonschema_rs", deps_rs, sys.executable, True))
-    except ImportError:
-        pass
+        ours_python: Path | str = deps_python(args.ours_path)
+    except Exception as exc:  # no network: measure in this venv, and say so
+        ours_python = sys.executable
+        print(
+            f"\n  !! no dependencies-only venv ({exc!r:.150}); jsonschema's imports may be inflated"
+        )
+    candidates: list[tuple[str, str, list[str], Any, bool]] = [
+        ("ours", "import jupyter_telemetry", ["jupyter_telemetry"], ours_python, True),
+        ("deps", "import " + ", ".join(DEPENDENCIES), DEPENDENCIES, ours_python, True),
+        (
+            "deps+rs",
+            "the same + jsonschema_rs",
+            [*DEPENDENCIES, "jsonschema_rs"],
+            ours_python,
+            True,
+        ),
+    ]
     for key, label, modules, venv in (
         (
             "jupyter_events",
@@ -343,6 +392,7 @@ def run_imports(args: argparse.Namespace) -> dict[str, Any]:
             print(f"  imports: {label} skipped: {exc!r}"[:200])
     times: dict[str, list[float]] = {c[0]: [] for c in candidates}
     heavy: dict[str, list[str]] = {}
+    missing: dict[str, list[str]] = {}
     print(f"  imports: {runs} fresh interpreters per row ...", end="", flush=True)
     for _ in range(runs):
         for key, _label, modules, python, ours in candidates:
@@ -353,13 +403,21 @@ def run_imports(args: argparse.Namespace) -> dict[str, Any]:
             )
             times[key].append(result["ms"])
             heavy[key] = result["heavy"]
+            missing[key] = result["missing"]
     print(" done")
     print("\nimport time (ms, fresh interpreter, median; target: jupyter_telemetry < 200 ms)")
     rows = {}
     for key, label, *_ in candidates:
         med = statistics.median(times[key])
-        rows[key] = {"label": label, "median_ms": med, "runs_ms": times[key], "imports": heavy[key]}
+        rows[key] = {
+            "label": label,
+            "median_ms": med,
+            "runs_ms": times[key],
+            "imports": heavy[key],
+            "missing": missing[key],
+        }
         seen = f"  (imports {', '.join(heavy[key])})" if heavy[key] else ""
+        seen += f"  ({', '.join(missing[key])} not installed)" if missing[key] else ""
         print(f"  {label:<62} {med:7.1f}  min {min(times[key]):6.1f}{seen}")
     if "ours" in rows and "deps" in rows:
         extra = rows["ours"]["median_ms"] - rows["deps"]["median_ms"]
