@@ -101,7 +101,7 @@ def ours_pipeline(spec: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
         lambda: el.record_event(SCHEMA_ID, VERSION, EVENT),
         lambda: el.flush(timeout=60),
         close,
-        lambda: {"otel_dropped": el.otel_dropped},
+        lambda: {"otel_dropped": getattr(el, "otel_dropped", None)},
     )
 
 
