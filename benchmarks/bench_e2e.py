@@ -214,6 +214,7 @@ def e2e_worker(spec: dict[str, Any]) -> dict[str, Any]:
     delivered = sum(r["delivered"] for r in rounds)
     return {
         "status": "ok",
+        "calls": spec["warmup"] + offered,
         "offered": offered,
         "delivered": delivered,
         "lossy": delivered < offered,
@@ -272,6 +273,7 @@ def burst_worker(spec: dict[str, Any]) -> dict[str, Any]:
     every = sorted(ns for lat in latencies for ns in lat)
     return {
         "status": "ok",
+        "calls": 1 + threads * per_thread,
         "offered": threads * per_thread,
         "delivered": count - base,
         "lossy": count - base < threads * per_thread,
@@ -350,6 +352,7 @@ def bridge_worker(spec: dict[str, Any]) -> dict[str, Any]:
     delivered = sum(r["delivered"] for r in rounds)
     return {
         "status": "ok",
+        "calls": spec["warmup"] + offered,
         "offered": offered,
         "delivered": delivered,
         "lossy": delivered < offered,
@@ -440,6 +443,11 @@ def run_worker(spec: dict[str, Any], workdir: Path, env_extra: dict[str, str]) -
     result: dict[str, Any] = json.loads(marked[-1][len(RESULT_MARK) :])
     result["file_lines"] = lines
     result["stderr_head"] = proc.stderr.splitlines()[:3]
+    if result["status"] == "ok" and "file" in spec.get("handlers", ["file"]):
+        expected = result["calls"]  # the JSON-lines file holds every event, whatever OTel did
+        if lines != expected:
+            result["status"] = "failed"
+            result["reason"] = f"the file has {lines} lines for {expected} events recorded"
     return result
 
 

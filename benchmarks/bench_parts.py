@@ -263,6 +263,26 @@ def _step_of(filename: str, name: str) -> str:
     return "other"
 
 
+def short_path(filename: str, ours_path: str) -> str:
+    """``filename`` without this machine's layout: relative to our package's directory,
+    site-packages or the standard library."""
+    import sysconfig
+
+    if not os.path.isabs(filename):
+        return filename  # "~" (built-ins) or "<string>" (generated code)
+    path = Path(filename).resolve()
+    for base, prefix in (
+        (ours_path, ""),
+        (sysconfig.get_paths()["purelib"], ""),
+        (sysconfig.get_paths()["stdlib"], "stdlib/"),
+    ):
+        try:
+            return prefix + str(path.relative_to(Path(base).resolve()))
+        except ValueError:
+            continue
+    return path.name
+
+
 def profile_worker(spec: dict[str, Any]) -> dict[str, Any]:
     """``record_event`` (FileHandler) under cProfile: own time per step and top functions."""
     import cProfile
@@ -298,12 +318,7 @@ def profile_worker(spec: dict[str, Any]) -> dict[str, Any]:
             continue
         step = _step_of(filename, name)
         steps[step] = steps.get(step, 0.0) + tottime
-        short = filename.split("site-packages/")[-1]
-        if os.path.isabs(filename):
-            try:
-                short = str(Path(filename).resolve().relative_to(Path(spec["ours_path"]).resolve()))
-            except ValueError:
-                pass
+        short = short_path(filename, spec["ours_path"])
         functions.append(
             {
                 "function": f"{short}:{name}",
