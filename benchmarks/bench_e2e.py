@@ -35,7 +35,7 @@ from _counting_collector import (  # noqa: E402
     proc_cpu_seconds,
     read_count,
 )
-from bench_record_event import EVENT, SCHEMA_ID, VERSION, make_schema  # noqa: E402
+from bench_record_event import EVENT, SCHEMA_ID, VERSION, make_schema, repo_relative  # noqa: E402
 
 RESULT_MARK = "BENCH-RESULT "
 TIMES = "\u00d7"
@@ -375,10 +375,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         return {"status": "skipped", "reason": str(exc)}
     mod = sys.modules.get("jupyter_telemetry")
     if mod is not None and mod.__file__:
-        try:
-            result["module"] = str(Path(mod.__file__).resolve().relative_to(REPO))
-        except ValueError:
-            result["module"] = "jupyter_telemetry (outside this repository)"
+        result["module"] = repo_relative(mod.__file__, spec["ours_path"])
     return result
 
 

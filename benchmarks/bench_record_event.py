@@ -185,12 +185,17 @@ DISTS = [
 ]
 
 
-def repo_relative(path):
-    """``path`` relative to the repository when inside it (results name no machine's layout)."""
-    try:
-        return str(Path(path).resolve().relative_to(REPO))
-    except ValueError:
-        return path
+def repo_relative(path, ours_path=None):
+    """``path`` relative to the repository, else to ``--ours-path`` (as ``<ours-path>/...``),
+    else its name: results name no machine's layout."""
+    path = Path(path).resolve()
+    for base, prefix in ((REPO, ""), (ours_path, "<ours-path>/")):
+        if base is not None:
+            try:
+                return prefix + str(path.relative_to(Path(base).resolve()))
+            except ValueError:
+                pass
+    return path.name
 
 
 def measure(cand, n, rounds, warmup):
@@ -241,7 +246,7 @@ def worker(spec):
     result["close_ms"] = None if closer.is_alive() else (time.perf_counter() - t) * 1e3
     result.update(cand.extras())
     mod = sys.modules.get("jupyter_telemetry") or sys.modules.get("jupyter_events")
-    result["module"] = repo_relative(mod.__file__)
+    result["module"] = repo_relative(mod.__file__, spec.get("ours_path"))
     versions = {}
     for dist in DISTS:
         try:
