@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from _counting_collector import CountingCollector, free_port
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -330,67 +331,6 @@ TARGETS = {  # issue 10: the caller's speed against the anchors (throughput rati
 }
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Collector:
-    """A rotel agent (OTLP receiver, blackhole exporter) on free local ports."""
-
-    def __init__(self, workdir):
-        import rotel  # only the driver's venv needs it
-
-        self.agent = Path(rotel.__file__).parent / "rotel-agent"
-        self.workdir = workdir
-        self.proc = None
-        self.grpc_port = free_port()
-
-    def __enter__(self):
-        http_port = free_port()
-        self.log = open(self.workdir / "rotel.out", "w")
-        self.proc = subprocess.Popen(
-            [
-                str(self.agent),
-                "start",
-                "--otlp-grpc-endpoint",
-                f"127.0.0.1:{self.grpc_port}",
-                "--otlp-http-endpoint",
-                f"127.0.0.1:{http_port}",
-                "--exporter",
-                "blackhole",
-                "--pid-file",
-                str(self.workdir / "rotel.pid"),
-                "--log-file",
-                str(self.workdir / "rotel.log"),
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"rotel-agent exited with {self.proc.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", self.grpc_port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        self.__exit__()
-        raise RuntimeError("rotel-agent did not start listening within 10 s")
-
-    def __exit__(self, *exc):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
 def anchor_python(candidate):
     """Python of the anchor's own virtualenv, creating it (with the pinned release) if needed.
 
@@ -469,6 +409,8 @@ def run_row(row, workdir, args, endpoints):
         if endpoints.get(row.options["otlp"]) is None:
             return {"status": "skipped", "reason": endpoints.get("error", "no endpoint")}
         spec["otlp_endpoint"] = endpoints[row.options["otlp"]]
+    collector = endpoints.get("collector") if row.options.get("otlp") == "up" else None
+    base = collector.count() if collector else 0
     proc = subprocess.run(
         [str(python), __file__, "--worker", json.dumps(spec)],
         capture_output=True,
@@ -489,8 +431,22 @@ def run_row(row, workdir, args, endpoints):
     result["stderr_head"] = stderr[:5]
     if result["status"] == "ok":
         result["problems"] = check_output(row, path, result)
+        if collector:  # what arrived, not what the EventLog believes it sent
+            result["collector_received"] = settled_count(collector) - base
     path.unlink(missing_ok=True)
     return result
+
+
+def settled_count(collector, quiet_s=0.5, cap_s=10.0):
+    """The collector's count once it has not moved for ``quiet_s`` (requests in flight land)."""
+    deadline = time.monotonic() + cap_s
+    last, since = collector.count(), time.monotonic()
+    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+        time.sleep(0.05)
+        count = collector.count()
+        if count != last:
+            last, since = count, time.monotonic()
+    return last
 
 
 def best_of(runs):
@@ -515,9 +471,15 @@ def print_report(rows, results):
         if r["status"] != "ok":
             print(f"{row.label:<50} {r['status'].upper()}: {r.get('reason', '')}")
             continue
+        otel = ""
+        if row.options.get("otlp") == "down":
+            otel = "  (OTLP: nothing listening, none delivered)"
+        elif "collector_received" in r:
+            lossy = "  LOSSY" if r["collector_received"] < r["calls"] else ""
+            otel = f"  OTLP: {r['collector_received']}/{r['calls']} delivered{lossy}"
         print(
             f"{row.label:<50} {r['timed_events']:>7} {r['median_us']:>8.1f} "
-            f"{r['p99_us']:>8.1f} {r['throughput_us']:>8.1f}"
+            f"{r['p99_us']:>8.1f} {r['throughput_us']:>8.1f}{otel}"
         )
     print("\nratios (median latency, throughput):")
     ratios = []
@@ -557,8 +519,10 @@ def print_report(rows, results):
             )
             dropped = ""
             if "otel_dropped" in r and "otlp" in row.options:
-                dropped = f"; OTel: {r['calls'] - r['otel_dropped']} delivered, "
-                dropped += f"{r['otel_dropped']} dropped"
+                received = r.get("collector_received")
+                if received is not None:
+                    dropped = f"; OTel: {received} of {r['calls']} received by the collector"
+                dropped += f"; otel_dropped {r['otel_dropped']}"
             if "disable_honoured" in r:
                 dropped += "; logging.disable " + (
                     "honoured" if r["disable_honoured"] else "IGNORED: the row records everything"
@@ -688,8 +652,9 @@ def run_caller(args, rows):
         endpoints, collector = {}, None
         if any(r.options.get("otlp") == "up" for r in rows):
             try:
-                collector = Collector(workdir).__enter__()
-                endpoints["up"] = f"http://127.0.0.1:{collector.grpc_port}"
+                collector = CountingCollector(workdir / "collector").__enter__()
+                endpoints["up"] = collector.endpoints["grpc"]
+                endpoints["collector"] = collector
             except Exception as exc:  # rotel missing or failed: the row is skipped, not the run
                 endpoints["error"] = f"no collector: {exc!r}"
         endpoints["down"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
