@@ -266,7 +266,7 @@ def burst_worker(spec: dict[str, Any]) -> dict[str, Any]:
     offered_s = time.perf_counter() - t0
     flush()
     count, arrived = wait_delivered(counts, base + threads * per_thread)
-    helpers = [pid for pid in descendants(os.getpid())]
+    helpers = descendants(os.getpid())  # an export process, where the package has one
     helper_peak = sum(rss_mb("VmHWM", pid) for pid in helpers)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     close()
@@ -415,7 +415,7 @@ def run_worker(spec: dict[str, Any], workdir: Path, env_extra: dict[str, str]) -
                 p for p in (spec["ours_path"], env.get("PYTHONPATH")) if p
             )
             for key, value in env_extra.items():
-                env[key] = value.format(**collector.endpoints, grpc_endpoint=spec["endpoint"])
+                env[key] = value.format(grpc=collector.endpoints["grpc"])
             proc = subprocess.run(
                 [sys.executable, __file__, "--worker", json.dumps(spec)],
                 capture_output=True,
@@ -494,7 +494,7 @@ def run_e2e(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         for sdk_key in (f"sdk-{proto}", f"sdk-bigq-{proto}"):
             sdk = results[sdk_key]
             if ours["status"] != "ok" or sdk["status"] != "ok":
-                print(f"  {PROTOCOL_LABEL[ours_protocol(proto)]:<5} vs {sdk_key:<14} n/a")
+                print(f"  {'ours-' + proto:<10} / {sdk_key:<14} n/a")
                 continue
             rate = ours["events_per_s"] / sdk["events_per_s"]
             cpu = ours["cpu_us_per_delivered"] / sdk["cpu_us_per_delivered"]
@@ -508,10 +508,6 @@ def run_e2e(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             )
     notes(results)
     return {"rows": results, "ratios": ratios, "n": n, "rounds": rounds, "warmup": warmup}
-
-
-def ours_protocol(short: str) -> str:
-    return "grpc" if short == "grpc" else "http/protobuf"
 
 
 def notes(results: dict[str, Any]) -> None:
