@@ -638,7 +638,7 @@ def main(argv=None):
     print(f"\ntotal {time.monotonic() - started:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
-        print(f"results written to {repo_relative(args.json)}")
+        print(f"results written to {args.json}")
     if bad:
         print(f"!! failed: {', '.join(bad)}")
     return 1 if bad else 0
