@@ -6,7 +6,8 @@ configured, to OpenTelemetry collectors as log records.
 
 from __future__ import annotations
 
-from ._version import __version__
+from ._capsule import METADATA_VERSION as TELEMETRY_METADATA_VERSION
+from ._version import __version__, version_info
 from .errors import (
     EventSerializationError,
     EventTooLargeError,
@@ -19,6 +20,7 @@ from .errors import (
 from .eventlog import EventLog
 
 __all__ = [
+    "TELEMETRY_METADATA_VERSION",
     "EventLog",
     "EventSerializationError",
     "EventTooLargeError",
@@ -28,4 +30,5 @@ __all__ = [
     "SchemaRegistrationError",
     "UnregisteredSchemaError",
     "__version__",
+    "version_info",
 ]

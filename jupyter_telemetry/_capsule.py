@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 METADATA_VERSION = 1
 CAPSULE_KEYS = ("__timestamp__", "__schema__", "__schema_version__", "__metadata_version__")
 
 _EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
+_SECOND = timedelta(seconds=1)
+# The offset before the Z is the ``isoformat() + "Z"`` of an aware time: jupyter-telemetry
+# 0.1.0 wrote it for an aware override, and jupyter_events writes it for every event.
+_TIMESTAMP = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:([+-]\d\d):(\d\d))?Z", re.ASCII
+)
 
 
 def format_timestamp(utc: datetime) -> str:
@@ -71,3 +79,57 @@ def capsule(schema_id: str, version: int | str, payload: dict[str, Any], ts: str
     if len(envelope) != len(payload) + 4:
         raise KeyError(next(k for k in CAPSULE_KEYS if k in payload))
     return envelope
+
+
+def parse_timestamp(text: str) -> int:
+    """``__timestamp__`` (RFC 3339, UTC, trailing ``Z``) as exact Unix nanoseconds.
+
+    The inverse of :func:`timestamp`. Also reads ``...+02:00Z`` (0.1.0's aware
+    override, jupyter_events' ``+00:00Z``): the offset applies. Raises
+    ``ValueError`` naming the text for any other form or an impossible date.
+    """
+    match = _TIMESTAMP.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(
+            f"__timestamp__ {text!r} is not RFC 3339 UTC with a trailing 'Z' "
+            "(e.g. 2024-02-29T12:00:00.123456Z)"
+        )
+    year, month, day, hour, minute, sec, fraction, hours, minutes = match.groups()
+    try:
+        local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(sec))
+    except ValueError as exc:
+        raise ValueError(f"__timestamp__ {text!r}: {exc}") from None
+    second = (local - _EPOCH) // _SECOND
+    if hours is not None:
+        sign = -1 if hours[0] == "-" else 1
+        second -= sign * (int(hours[1:]) * 3600 + int(minutes) * 60)
+    return second * 1_000_000_000 + (int(fraction.ljust(9, "0")) if fraction else 0)
+
+
+class Header(NamedTuple):
+    """The capsule fields of an event recorded elsewhere, checked."""
+
+    time_ns: int
+    schema_id: str
+    version: int | str
+
+
+def read_header(capsule: Mapping[str, Any]) -> Header:
+    """Check the four capsule fields of ``capsule`` (a parsed line, a jupyter_events event).
+
+    Raises ``ValueError`` saying what is wrong: a missing field, a
+    ``__timestamp__`` :func:`parse_timestamp` refuses, an empty or non-string
+    ``__schema__``, a ``__schema_version__`` that is neither int nor str, or a
+    ``__metadata_version__`` other than ``METADATA_VERSION``.
+    """
+    missing = [key for key in CAPSULE_KEYS if key not in capsule]
+    if missing:
+        raise ValueError("not an event capsule: missing " + ", ".join(missing))
+    stamp, schema_id, version, metadata = (capsule[key] for key in CAPSULE_KEYS)
+    if not isinstance(schema_id, str) or not schema_id:
+        raise ValueError(f"__schema__ must be a non-empty string, got {schema_id!r}")
+    if isinstance(version, bool) or not isinstance(version, (int, str)):
+        raise ValueError(f"__schema_version__ must be an int or a string, got {version!r}")
+    if type(metadata) is not int or metadata != METADATA_VERSION:
+        raise ValueError(f"__metadata_version__ {metadata!r} is not {METADATA_VERSION}")
+    return Header(parse_timestamp(stamp), schema_id, version)

@@ -13,21 +13,22 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
-import orjson
 
-from . import _schema
-from ._capsule import CAPSULE_KEYS, METADATA_VERSION
+from . import _pipeline, _schema
 from ._version import __version__
-from .errors import EventValidationError, SchemaLoadError, UnregisteredSchemaError
+from .errors import (
+    EventTooLargeError,
+    EventValidationError,
+    SchemaLoadError,
+    UnregisteredSchemaError,
+)
 from .sinks import Emission
 
 if TYPE_CHECKING:
@@ -46,12 +47,6 @@ exit codes:
   5  the OTLP collector did not accept every record
 """
 
-_EPOCH = datetime(1970, 1, 1)
-_SECOND = timedelta(seconds=1)
-# The offset before the Z is jupyter-telemetry 0.1.0's bug (isoformat() + "Z" of an aware time).
-_TIMESTAMP = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:([+-]\d\d):(\d\d))?Z", re.ASCII
-)
 _SHOWN_SKIPS = 10  # skipped lines reported one by one; the rest only counted
 
 
@@ -108,78 +103,25 @@ def read_event(source: str, label: str) -> tuple[str, Any]:
         raise CommandError(CANNOT_READ, f"{name}: not JSON: {exc}") from None
 
 
-def check_event(schema: _schema.Schema, event: Any) -> None:
-    """Raise :class:`EventValidationError` unless ``record_event`` would accept ``event``."""
-    if not isinstance(event, dict):
-        raise schema.reject(f"an event must be a JSON object, got {type(event).__name__}", event)
-    for key in CAPSULE_KEYS:
-        if key in event:
-            raise schema.reject(f"key {key!r} is reserved for the event capsule", event)
-    schema.validate(event)
-
-
-def parse_timestamp(text: str) -> int:
-    """``__timestamp__`` (RFC 3339, UTC, trailing ``Z``) as exact Unix nanoseconds.
-
-    Also reads 0.1.0's ``...+02:00Z`` (an aware override): the offset applies.
-    """
-    match = _TIMESTAMP.fullmatch(text)
-    if match is None:
-        raise ValueError(
-            f"__timestamp__ {text!r} is not RFC 3339 UTC with a trailing 'Z' "
-            "(e.g. 2024-02-29T12:00:00.123456Z)"
-        )
-    year, month, day, hour, minute, sec, fraction, hours, minutes = match.groups()
-    try:
-        local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(sec))
-        second = (local - _EPOCH) // _SECOND
-    except ValueError as exc:
-        raise ValueError(f"__timestamp__ {text!r}: {exc}") from None
-    if hours is not None:
-        sign = -1 if hours[0] == "-" else 1
-        second -= sign * (int(hours[1:]) * 3600 + int(minutes) * 60)
-    return second * 1_000_000_000 + (int(fraction.ljust(9, "0")) if fraction else 0)
-
-
-def emission_from_line(raw: bytes) -> Emission:
-    """The :class:`Emission` the live bridge sent for one line the file sink wrote.
-
-    Raises ``ValueError`` saying what is wrong with the line.
-    """
-    line = raw.decode("utf-8").strip()
-    capsule = orjson.loads(line)
-    if not isinstance(capsule, dict):
-        raise ValueError(f"not a JSON object but {type(capsule).__name__}")
-    missing = [key for key in CAPSULE_KEYS if key not in capsule]
-    if missing:
-        raise ValueError("not an event capsule: missing " + ", ".join(missing))
-    stamp, schema_id, version, metadata = (capsule[key] for key in CAPSULE_KEYS)
-    if not isinstance(stamp, str):
-        raise ValueError(f"__timestamp__ must be a string, got {stamp!r}")
-    if not isinstance(schema_id, str) or not schema_id:
-        raise ValueError(f"__schema__ must be a non-empty string, got {schema_id!r}")
-    if isinstance(version, bool) or not isinstance(version, (int, str)):
-        raise ValueError(f"__schema_version__ must be an int or a string, got {version!r}")
-    if type(metadata) is not int or metadata != METADATA_VERSION:
-        raise ValueError(f"__metadata_version__ {metadata!r} is not {METADATA_VERSION}")
-    return Emission(capsule, line, parse_timestamp(stamp), schema_id, version)
-
-
 # -- validate ------------------------------------------------------------------
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from .eventlog import EventLog
+
     schema = load_schema(args.schema)
     print(f"{args.schema}: schema {schema.id!r} version {schema.version!r} is valid")
+    render_line = _pipeline.renderer()
+    max_size = EventLog.max_event_size.default_value
     status = OK
     for index, source in enumerate(args.events, 1):
         try:
             name, event = read_event(source, f"event argument {index}")
-            check_event(schema, event)
+            _pipeline.check(schema, event, render_line, max_size)
         except CommandError as exc:
             _error(exc.message)
             status = max(status, exc.code)
-        except EventValidationError as exc:
+        except (EventValidationError, EventTooLargeError, TypeError) as exc:
             _error(f"{name}: {exc}")
             status = max(status, INVALID_EVENT)
         else:
@@ -221,7 +163,7 @@ def _record(args: argparse.Namespace) -> int:
             f"--version {args.schema_version} is not the version {args.schema} declares "
             f"(schema {schema.id!r} version {schema.version!r})",
         ) from None
-    except (EventValidationError, TypeError) as exc:
+    except (EventValidationError, EventTooLargeError, TypeError) as exc:
         raise CommandError(INVALID_EVENT, f"{name}: {exc}") from None
     finally:
         eventlog.shutdown(args.timeout)
@@ -307,7 +249,7 @@ def _prescan(path: str) -> None:
     with open(path, "rb") as lines:
         for number, raw in enumerate(lines, 1):
             try:
-                emission_from_line(raw)
+                _pipeline.parse_line(raw)
             except ValueError as exc:
                 raise CommandError(
                     CANNOT_READ,
@@ -351,7 +293,7 @@ def _replay(args: argparse.Namespace) -> int:
         for number, raw in enumerate(handle, 1):
             done += len(raw)
             try:
-                emission = emission_from_line(raw)
+                emission = _pipeline.parse_line(raw)
             except ValueError as exc:
                 skipped += 1
                 if skipped <= _SHOWN_SKIPS:
@@ -518,4 +460,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-__all__ = ["EXIT_CODES", "build_parser", "emission_from_line", "main", "parse_timestamp"]
+__all__ = ["EXIT_CODES", "build_parser", "main"]

@@ -4,38 +4,21 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import IO, Any, NamedTuple
+from typing import IO, Any
 
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Dict, Enum, Float, Int, Unicode, observe
 from traitlets.config import Application, Config, Configurable
 
-from . import _capsule, _categories, _schema
-from .errors import EventSerializationError, EventTooLargeError
+from . import _capsule, _categories, _pipeline, _schema
+from ._pipeline import Listener, Modifier, Redactor, Route
 from .sinks import Emission, Sink
-from .sinks.logging import LoggingSink, ensure_finite
+from .sinks.logging import LoggingSink
 from .sinks.otel import PROTOCOLS, OTelSink, OTLPSettings, installed_provider
 from .traits import Handlers, SchemaOptions
-
-_diagnostics = logging.getLogger("jupyter_telemetry")
-
-
-def _unserialisable(schema: _schema.Schema, cause: Exception) -> EventSerializationError:
-    return EventSerializationError(
-        f"event for schema {schema.id!r} version {schema.version!r} cannot be "
-        f"serialised to JSON: {cause}"
-    )
-
-
-class _Route(NamedTuple):
-    """What recording one allowed, registered schema needs, decided ahead of time."""
-
-    schema: _schema.Schema
-    #: returns a new, redacted event; ``None`` when every property is recorded
-    redact: Callable[[dict[str, Any]], dict[str, Any]] | None
 
 
 class EventLog(Configurable):
@@ -152,8 +135,12 @@ class EventLog(Configurable):
         # The logger exists before traits are set, so handlers given to the
         # constructor or by config are attached by the observer below.
         self._registry = _schema.Registry()
-        self._routes: dict[tuple[str, str], _Route] = {}
+        self._routes: dict[tuple[str, str], Route] = {}
+        self._unknown: dict[str, Redactor | None] = {}  # forward(): policies of unknown schemas
         self._sinks: tuple[Sink, ...] = ()
+        self._modifiers: list[tuple[str | None, Modifier]] = []
+        self._listeners: list[tuple[str | None, Listener]] = []
+        self._render_line = _pipeline.renderer()
         self._events_logger = logging.Logger("jupyter_telemetry.eventlog", logging.INFO)
         self._events_logger.propagate = False
         self._lines = LoggingSink(self._events_logger)
@@ -219,16 +206,26 @@ class EventLog(Configurable):
             self._rebuild()
 
     def _rebuild(self) -> None:
-        """Decide, once, which schemas are recorded and which sinks are live."""
+        """Decide, once, which schemas are recorded, how, and which sinks are live."""
         allowed = self.allowed_schemas
         self._max_event_size = self.max_event_size
         self._routes = {
-            schema.key: _Route(schema, _categories.redactor(schema.document, allowed, schema.id))
+            schema.key: Route(
+                schema,
+                _categories.redactor(schema.document, allowed, schema.id),
+                self._for(self._modifiers, schema.id),
+                self._for(self._listeners, schema.id),
+            )
             for schema in self._registry
             if schema.id in allowed
         }
+        self._unknown = {}
         lines: tuple[Sink, ...] = (self._lines,) if self._lines.live else ()
         self._sinks = lines + ((self._otel,) if self._otel else ())
+
+    @staticmethod
+    def _for(hooks: list[tuple[str | None, Any]], schema_id: str) -> tuple[Any, ...]:
+        return tuple(hook for target, hook in hooks if target is None or target == schema_id)
 
     def _make_otel_sink(self) -> OTelSink | None:
         provider = self.logger_provider or installed_provider()
@@ -321,6 +318,59 @@ class EventLog(Configurable):
             _schema.load_url(url, self.schema_url_timeout, self.schema_url_max_bytes)
         )
 
+    # -- modifiers and listeners (as in jupyter_events) --------------------------
+
+    def add_modifier(self, *, schema_id: str | None = None, modifier: Modifier) -> None:
+        """Run ``modifier(schema_id=..., data=...) -> dict`` on every event before validation.
+
+        ``schema_id=None``: events of every schema, registered now or later.
+        Modifiers run in the order added, on a deep copy of the caller's event
+        (never on the event itself); what the last one returns is validated,
+        so a modifier cannot make an invalid event recordable. An exception
+        from a modifier propagates out of ``record_event``, before any sink.
+        """
+        self._add_hook(self._modifiers, schema_id, modifier, "modifier")
+
+    def remove_modifier(self, *, schema_id: str | None = None, modifier: Modifier) -> None:
+        """Stop running ``modifier`` (for ``schema_id``, or everywhere when ``None``)."""
+        self._remove_hook(self._modifiers, schema_id, modifier)
+
+    def add_listener(self, *, schema_id: str | None = None, listener: Listener) -> None:
+        """Call ``listener(logger=self, schema_id=..., data=capsule)`` after each event is recorded.
+
+        ``schema_id=None``: events of every schema, registered now or later.
+        ``data`` is the listener's own copy of the capsule as written. A
+        coroutine function is scheduled on the running asyncio loop; called
+        outside one, it is not run and an error is logged to the
+        ``jupyter_telemetry`` logger. A failing listener is reported there,
+        never raised into ``record_event``.
+        """
+        self._add_hook(self._listeners, schema_id, listener, "listener")
+
+    def remove_listener(self, *, schema_id: str | None = None, listener: Listener) -> None:
+        """Stop calling ``listener`` (for ``schema_id``, or everywhere when ``None``)."""
+        self._remove_hook(self._listeners, schema_id, listener)
+
+    def _add_hook(
+        self, hooks: list[tuple[str | None, Any]], schema_id: str | None, hook: Any, kind: str
+    ) -> None:
+        if not callable(hook):
+            raise TypeError(f"{kind} must be callable, got {type(hook).__name__}")
+        if schema_id is not None and not isinstance(schema_id, str):
+            raise TypeError(f"schema_id must be a str or None, got {type(schema_id).__name__}")
+        hooks.append((schema_id, hook))
+        self._rebuild()
+
+    def _remove_hook(
+        self, hooks: list[tuple[str | None, Any]], schema_id: str | None, hook: Any
+    ) -> None:
+        hooks[:] = [
+            (target, h)
+            for target, h in hooks
+            if not (h == hook and (schema_id is None or target == schema_id))
+        ]
+        self._rebuild()
+
     # -- recording -------------------------------------------------------------
 
     def record_event(
@@ -336,12 +386,13 @@ class EventLog(Configurable):
 
         ``schema_name`` is jupyter-telemetry 0.1.0's name for ``schema_id``.
         Returns the capsule written to every sink, or ``None`` when nothing is
-        recorded (the schema is not in ``allowed_schemas``, or no sink is
-        configured). Raises, before any sink sees the event:
+        recorded (the schema is not in ``allowed_schemas``, or there is no
+        sink and no listener). Raises, before any sink sees the event:
         ``ValueError`` for an unregistered schema; ``jsonschema.ValidationError``
         naming schema, version and JSON path for an invalid event; ``TypeError``
-        for an event that is not a mapping or holds a value JSON cannot encode.
-        Sink failures are reported through ``logging``, never raised.
+        for an event that is not a mapping or holds a value JSON cannot encode;
+        ``ValueError`` for a line over ``max_event_size``. Sink and listener
+        failures are reported through ``logging``, never raised.
         """
         if schema_name is not None:
             if schema_id is not None:
@@ -350,51 +401,76 @@ class EventLog(Configurable):
         if schema_id is None or version is None or event is None:
             raise TypeError("record_event() needs schema_id, version and event")
 
+        route = self._route(schema_id, version)
+        if route is None:
+            return None
+        schema = route.schema
+        data = _pipeline.as_event(event)
+        if route.modifiers:
+            data = _pipeline.modify(route.modifiers, schema.id, data)
+        schema.validate(data)
+        data = _pipeline.redact(route.redact, schema.id, schema.version, data)
+        time_ns, stamp = _capsule.timestamp(timestamp_override)
+        capsule = _pipeline.capsule(schema, data, stamp)
+        line = _pipeline.render(self._render_line, capsule, self._max_event_size)
+        _pipeline.deliver(self._sinks, Emission(capsule, line, time_ns, schema.id, schema.version))
+        if route.listeners:
+            _pipeline.notify(route.listeners, self, schema.id, capsule)
+        return capsule
+
+    def _route(self, schema_id: str, version: int | str) -> Route | None:
+        """The route of an allowed, registered schema, when anything would receive its events."""
         route = self._routes.get((schema_id, version if type(version) is str else str(version)))
         if route is None:
-            if schema_id not in self.allowed_schemas or not self._sinks:
-                return None
-            self._registry.get(schema_id, version)  # raises UnregisteredSchemaError
-            return None  # pragma: no cover - registered schemas of allowed ids have routes
-        if not self._sinks:
+            if schema_id in self.allowed_schemas and (self._sinks or self._listeners):
+                self._registry.get(schema_id, version)  # raises UnregisteredSchemaError
             return None
+        return route if self._sinks or route.listeners else None
 
-        schema = route.schema
-        if type(event) is not dict:
-            if not isinstance(event, Mapping):
-                raise TypeError(f"event must be a mapping, got {type(event).__name__}")
-            event = dict(event)
-        schema.validate(event)
-        redact = route.redact
-        if redact is not None:
-            try:
-                ensure_finite(event)
-            except TypeError as exc:
-                raise _unserialisable(schema, exc) from None
-            event = redact(event)
-        time_ns, timestamp = _capsule.timestamp(timestamp_override)
-        try:
-            capsule = _capsule.capsule(schema.id, schema.version, event, timestamp)
-        except KeyError as exc:
-            raise schema.reject(
-                f"key {exc.args[0]!r} is reserved for the event capsule", event
-            ) from None
-        try:
-            line = self._lines.render(capsule, finite=redact is not None)
-        except TypeError as exc:
-            raise _unserialisable(schema, exc) from None
-        if len(line) > self._max_event_size > 0:
-            raise EventTooLargeError(
-                f"event for schema {schema.id!r} version {schema.version!r} renders to "
-                f"{len(line)} characters, more than max_event_size ({self._max_event_size})"
+    def forward(
+        self, capsule: Mapping[str, Any], *, allow_unlisted: bool = False
+    ) -> dict[str, Any] | None:
+        """Record an event validated and wrapped elsewhere (a jupyter_events event, a line).
+
+        Reads the capsule fields (``__timestamp__`` in either ``...Z`` or
+        ``...+00:00Z`` form; ``__schema_version__`` kept as given), then applies
+        ``allowed_schemas``: an ``$id`` not listed is not recorded unless
+        ``allow_unlisted``. A registered ``($id, version)`` is redacted by its
+        categories as ``record_event`` would; an unregistered one under a dict
+        policy keeps only its ``allowed_properties`` (every other value
+        ``null``); otherwise the event is recorded unchanged. Returns the
+        capsule written, or ``None``. Raises ``ValueError`` for a malformed
+        capsule and ``TypeError`` for values JSON cannot hold; sink and
+        listener failures are reported, never raised. Modifiers do not run.
+        """
+        time_ns, schema_id, version = _capsule.read_header(capsule)
+        allowed = self.allowed_schemas
+        if schema_id not in allowed and not allow_unlisted:
+            return None
+        route = self._routes.get((schema_id, str(version)))
+        listeners = route.listeners if route else self._for(self._listeners, schema_id)
+        if not (self._sinks or listeners):
+            return None
+        data = {key: value for key, value in capsule.items() if key not in _capsule.CAPSULE_KEYS}
+        redactor = route.redact if route else self._unknown_redactor(schema_id)
+        data = _pipeline.redact(redactor, schema_id, version, data)
+        record = {key: capsule[key] for key in _capsule.CAPSULE_KEYS} | data
+        line = _pipeline.render(self._render_line, record, self._max_event_size)
+        _pipeline.deliver(self._sinks, Emission(record, line, time_ns, schema_id, version))
+        if listeners:
+            _pipeline.notify(listeners, self, schema_id, record)
+        return record
+
+    def _unknown_redactor(self, schema_id: str) -> Redactor | None:
+        if schema_id not in self._unknown:
+            allowed = self.allowed_schemas
+            policy = allowed.get(schema_id) if isinstance(allowed, Mapping) else None
+            self._unknown[schema_id] = (
+                None
+                if policy is None
+                else _pipeline.unknown_schema_redactor(policy.get("allowed_properties", ()))
             )
-        emission = Emission(capsule, line, time_ns, schema.id, schema.version)
-        for sink in self._sinks:
-            try:
-                sink.emit(emission)
-            except Exception:
-                _diagnostics.exception("jupyter_telemetry: sink %r failed", sink)
-        return capsule
+        return self._unknown[schema_id]
 
     def flush(self, timeout: float | None = None) -> bool:
         """Flush every sink; ``True`` when all of them delivered within ``timeout`` seconds."""

@@ -33,7 +33,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jupyter_telemetry import EventLog, __version__, _capsule
-from jupyter_telemetry.cli import emission_from_line, main, parse_timestamp
+from jupyter_telemetry._capsule import parse_timestamp
+from jupyter_telemetry._pipeline import parse_line as emission_from_line
+from jupyter_telemetry.cli import main
 
 EXIT_CODES = {"0": "success", "1": "event", "2": "usage", "3": "schema", "4": "read", "5": "OTLP"}
 
@@ -99,6 +101,27 @@ def test_validate_events_from_files_and_json_text(schema_yaml: Path, tmp_path: P
     assert f"{event_file}: valid" in result.stdout
     assert "event argument 2: valid" in result.stdout
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{"action": "open", "path": "/a", "extra": 1e400}', "NaN and Infinity"),
+        ('{"action": "open", "path": "/a", "count": 18446744073709551616}', "serialised"),
+        ('{"action": "open", "path": "/a", "user": "' + "x" * 1_000_001 + '"}', "max_event_size"),
+    ],
+    ids=["1e400", "2**64", "too-large"],
+)
+def test_validate_refuses_what_record_refuses(
+    schema_json: Path, text: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in (
+        ["validate", str(schema_json), text],
+        ["record", "--schema", str(schema_json), "--version", "1", "--event", text],
+    ):
+        result = in_process(capsys, *command)
+        assert result.returncode == 1, (command[0], result.stdout, result.stderr)
+        assert reason in result.stderr
 
 
 def test_invalid_event_is_exit_1_naming_file_schema_id_and_json_path(
