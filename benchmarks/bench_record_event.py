@@ -1,9 +1,12 @@
 #!/usr/bin/env python
-"""Benchmark ``EventLog.record_event`` against jupyter_events and jupyter-telemetry 0.1.0.
+"""Benchmark jupyter_telemetry against jupyter_events, jupyter-telemetry 0.1.0 and the OTel SDK.
 
-    python benchmarks/bench_record_event.py [--json PATH] [--rows KEY,...] [--scale F]
+    python benchmarks/bench_record_event.py [--quick] [--sections caller,...] [--json PATH]
 
-Each row of ROWS runs in its own subprocess (this file with ``--worker``), so the
+The one command: the caller rows (``EventLog.record_event`` beside the anchors)
+here, then import time and the per-event breakdown (``bench_parts.py``), end to
+end delivery, the burst and the jupyter_events bridge (``bench_e2e.py``).
+Each caller row runs in its own subprocess (this file with ``--worker``), so the
 packages never share an interpreter. Each anchor runs in a virtualenv of its own
 (``benchmarks/.venv-0.1.0``: 0.1.0 has our import name; ``benchmarks/.venv-jupyter_events``),
 created on first use. Only the standard library may be imported at module level:
@@ -14,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from _counting_collector import CountingCollector, free_port
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -104,7 +108,6 @@ class Candidate:
     record: Callable[[], Any]  # records EVENT once
     close: Callable[[], Any]
     extras: Callable[[], dict] = dict  # counters to report after close
-    settle: Callable[[], Any] = lambda: None  # flush; timed at the end of each throughput pass
 
 
 def _ours_eventlog(spec):
@@ -112,17 +115,13 @@ def _ours_eventlog(spec):
 
     from jupyter_telemetry import EventLog
 
-    kwargs = {"handlers": [logging.FileHandler(spec["file"])], "allowed_schemas": [SCHEMA_ID]}
+    handler = logging.NullHandler() if spec.get("handler") == "null" else None
+    handler = handler or logging.FileHandler(spec["file"])
+    kwargs = {"handlers": [handler], "allowed_schemas": [SCHEMA_ID]}
     if spec.get("otlp_endpoint"):
         if not EventLog.class_traits().get("otlp_endpoint"):
             raise Skip("installed EventLog has no otlp_endpoint trait")
         kwargs.update(otlp_endpoint=spec["otlp_endpoint"], otlp_protocol="grpc")
-        if spec.get("otlp_queue"):
-            kwargs["otlp_max_queue_size"] = spec["otlp_queue"]
-        if "subprocess" in spec:
-            if not EventLog.class_traits().get("otlp_subprocess"):
-                raise Skip("installed EventLog has no otlp_subprocess trait")
-            kwargs["otlp_subprocess"] = spec["subprocess"]
     if spec.get("categories"):
         kwargs["allowed_schemas"] = {SCHEMA_ID: {"allowed_categories": ALLOWED_CATEGORIES}}
         try:
@@ -133,6 +132,8 @@ def _ours_eventlog(spec):
     else:
         el = EventLog(**kwargs)
         el.register_schema(make_schema())
+    if spec.get("handler") == "disabled":
+        logging.disable(logging.CRITICAL)  # honoured or not: the file tells (check_output)
 
     def close():
         if hasattr(el, "shutdown"):
@@ -140,22 +141,10 @@ def _ours_eventlog(spec):
         for h in kwargs["handlers"]:
             h.close()
 
-    flush_failures = []
-
-    def settle():
-        if not el.flush(timeout=60):
-            flush_failures.append(1)
-
     def extras():
-        out = {"otel_dropped": el.otel_dropped} if hasattr(el, "otel_dropped") else {}
-        return {**out, "flush_failures": len(flush_failures)} if spec.get("settle") else out
+        return {"otel_dropped": el.otel_dropped} if hasattr(el, "otel_dropped") else {}
 
-    return Candidate(
-        lambda: el.record_event(SCHEMA_ID, VERSION, EVENT),
-        close,
-        extras,
-        settle if spec.get("settle") else Candidate.settle,
-    )
+    return Candidate(lambda: el.record_event(SCHEMA_ID, VERSION, EVENT), close, extras)
 
 
 def setup_ours(spec):
@@ -191,36 +180,40 @@ DISTS = [
     "python-json-logger",
     "opentelemetry-sdk",
     "fastjsonschema",
+    "jsonschema-rs",
+    "structlog",
     "orjson",
 ]
 
 
-def repo_relative(path):
-    """``path`` relative to the repository when inside it (results name no machine's layout)."""
-    try:
-        return str(Path(path).resolve().relative_to(REPO))
-    except ValueError:
-        return path
+def repo_relative(path, ours_path=None):
+    """``path`` relative to the repository, else to ``--ours-path`` (as ``<ours-path>/...``),
+    else its name: results name no machine's layout."""
+    path = Path(path).resolve()
+    for base, prefix in ((REPO, ""), (ours_path, "<ours-path>/")):
+        if base is not None:
+            try:
+                return prefix + str(path.relative_to(Path(base).resolve()))
+            except ValueError:
+                pass
+    return path.name
 
 
 def measure(cand, n, rounds, warmup):
     """Per round: n individually timed calls (latency), then n calls timed together
-    (throughput), the candidate's settle() included."""
+    (throughput)."""
     clock, record = time.perf_counter_ns, cand.record
     for _ in range(warmup):
         record()
-    cand.settle()
     latencies, walls = [], []
     for _ in range(rounds):
         for _ in range(n):
             t = clock()
             record()
             latencies.append(clock() - t)
-        cand.settle()
         t0 = clock()
         for _ in range(n):
             record()
-        cand.settle()
         walls.append(clock() - t0)
     latencies.sort()
     return {
@@ -254,7 +247,7 @@ def worker(spec):
     result["close_ms"] = None if closer.is_alive() else (time.perf_counter() - t) * 1e3
     result.update(cand.extras())
     mod = sys.modules.get("jupyter_telemetry") or sys.modules.get("jupyter_events")
-    result["module"] = repo_relative(mod.__file__)
+    result["module"] = repo_relative(mod.__file__, spec.get("ours_path"))
     versions = {}
     for dist in DISTS:
         try:
@@ -276,8 +269,7 @@ class Row:
     label: str
     candidate: str  # key of CANDIDATES
     n: int  # events per round (per pass) before --scale
-    # "otlp": "up"/"down"; "otlp_queue": max queue; "settle": flush per pass; "categories": True;
-    # "subprocess": the otlp_subprocess trait
+    # "otlp": "up"/"down"; "categories": True; "handler": "null" or "disabled" (default a file)
     options: dict = field(default_factory=dict)
     optional: bool = False  # a Skip is expected until the core has the feature
 
@@ -292,22 +284,6 @@ ROWS = [
         "ours",
         8000,
         {"otlp": "up"},
-        True,
-    ),
-    Row(
-        "ours-otel-thread",
-        "ours: FileHandler + OTLP gRPC, up, in-thread export",
-        "ours",
-        8000,
-        {"otlp": "up", "subprocess": False},
-        True,
-    ),
-    Row(
-        "ours-otel-e2e",
-        "ours: FileHandler + OTLP gRPC, up, all delivered",
-        "ours",
-        2000,
-        {"otlp": "up", "otlp_queue": 1_000_000, "settle": True},
         True,
     ),
     Row(
@@ -326,6 +302,14 @@ ROWS = [
         {"categories": True},
         True,
     ),
+    Row("ours-null", "ours: NullHandler (no write)", "ours", 8000, {"handler": "null"}),
+    Row(
+        "ours-disabled",
+        "ours: FileHandler, logging.disable(CRITICAL)",
+        "ours",
+        8000,
+        {"handler": "disabled"},
+    ),
     Row("jupyter_events", "jupyter_events EventLogger.emit", "jupyter_events", 1000),
     Row("jt-0.1.0", "jupyter-telemetry 0.1.0 (PyPI)", "jt010", 100),
 ]
@@ -336,72 +320,15 @@ RATIOS = [
     ("jupyter_events", "ours-otel", "jupyter_events / ours + OTel, up"),
     ("jupyter_events", "ours-otel-down", "jupyter_events / ours + OTel, down"),
     ("ours-otel", "ours", "OTel collector up / FileHandler only"),
-    ("ours-otel-thread", "ours-otel", "in-thread export / export process"),
-    ("ours-otel-e2e", "ours", "OTel all delivered / FileHandler only"),
     ("ours-otel-down", "ours-otel", "collector down / collector up"),
     ("ours-redact", "ours", "redaction / FileHandler only"),
+    ("ours-null", "ours", "NullHandler / FileHandler"),
+    ("ours-disabled", "ours", "logging disabled / FileHandler"),
 ]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Collector:
-    """A rotel agent (OTLP receiver, blackhole exporter) on free local ports."""
-
-    def __init__(self, workdir):
-        import rotel  # only the driver's venv needs it
-
-        self.agent = Path(rotel.__file__).parent / "rotel-agent"
-        self.workdir = workdir
-        self.proc = None
-        self.grpc_port = free_port()
-
-    def __enter__(self):
-        http_port = free_port()
-        self.log = open(self.workdir / "rotel.out", "w")
-        self.proc = subprocess.Popen(
-            [
-                str(self.agent),
-                "start",
-                "--otlp-grpc-endpoint",
-                f"127.0.0.1:{self.grpc_port}",
-                "--otlp-http-endpoint",
-                f"127.0.0.1:{http_port}",
-                "--exporter",
-                "blackhole",
-                "--pid-file",
-                str(self.workdir / "rotel.pid"),
-                "--log-file",
-                str(self.workdir / "rotel.log"),
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"rotel-agent exited with {self.proc.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", self.grpc_port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        self.__exit__()
-        raise RuntimeError("rotel-agent did not start listening within 10 s")
-
-    def __exit__(self, *exc):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+TARGETS = {  # issue 10: the caller's speed against the anchors (throughput ratio)
+    "jupyter_events / ours": "target >= 10x, aim 15x",
+    "jupyter-telemetry 0.1.0 / ours": "target >= 60x",
+}
 
 
 def anchor_python(candidate):
@@ -439,6 +366,14 @@ def check_output(row, path, result):
     problems = []
     lines = count_lines(path) if path.exists() else 0
     result["file_lines"] = lines
+    kind = row.options.get("handler")
+    if kind == "null":
+        return [f"{path.name}: {lines} lines, none expected"] if lines else []
+    if kind == "disabled":  # 0 lines: honoured; one per call: ignored (f25408f); else broken
+        result["disable_honoured"] = lines == 0
+        if lines not in (0, result["calls"]):
+            problems.append(f"{path.name}: {lines} lines for {result['calls']} calls")
+        return problems
     if lines != result["calls"]:
         problems.append(f"{path.name}: {lines} lines for {result['calls']} calls")
     if lines:
@@ -449,8 +384,6 @@ def check_output(row, path, result):
             problems.append(f"{path.name}: unexpected last line {last}")
         if row.options.get("categories") and last.get(REDACTED) == EVENT[REDACTED]:
             problems.append(f"{path.name}: {REDACTED!r} was not redacted")
-    if result.get("flush_failures"):
-        problems.append(f"{result['flush_failures']} flush() calls failed or timed out")
     return problems
 
 
@@ -461,7 +394,7 @@ def run_row(row, workdir, args, endpoints):
         "candidate": row.candidate,
         "file": str(path),
         "n": n,
-        "rounds": ROUNDS,
+        "rounds": args.rounds,
         "warmup": max(20, n // 5),
         "ours_path": str(args.ours_path),
         **row.options,
@@ -476,6 +409,8 @@ def run_row(row, workdir, args, endpoints):
         if endpoints.get(row.options["otlp"]) is None:
             return {"status": "skipped", "reason": endpoints.get("error", "no endpoint")}
         spec["otlp_endpoint"] = endpoints[row.options["otlp"]]
+    collector = endpoints.get("collector") if row.options.get("otlp") == "up" else None
+    base = collector.count() if collector else 0
     proc = subprocess.run(
         [str(python), __file__, "--worker", json.dumps(spec)],
         capture_output=True,
@@ -496,8 +431,22 @@ def run_row(row, workdir, args, endpoints):
     result["stderr_head"] = stderr[:5]
     if result["status"] == "ok":
         result["problems"] = check_output(row, path, result)
+        if collector:  # what arrived, not what the EventLog believes it sent
+            result["collector_received"] = settled_count(collector) - base
     path.unlink(missing_ok=True)
     return result
+
+
+def settled_count(collector, quiet_s=0.5, cap_s=10.0):
+    """The collector's count once it has not moved for ``quiet_s`` (requests in flight land)."""
+    deadline = time.monotonic() + cap_s
+    last, since = collector.count(), time.monotonic()
+    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+        time.sleep(0.05)
+        count = collector.count()
+        if count != last:
+            last, since = count, time.monotonic()
+    return last
 
 
 def best_of(runs):
@@ -522,9 +471,15 @@ def print_report(rows, results):
         if r["status"] != "ok":
             print(f"{row.label:<50} {r['status'].upper()}: {r.get('reason', '')}")
             continue
+        otel = ""
+        if row.options.get("otlp") == "down":
+            otel = "  (OTLP: nothing listening, none delivered)"
+        elif "collector_received" in r:
+            lossy = "  LOSSY" if r["collector_received"] < r["calls"] else ""
+            otel = f"  OTLP: {r['collector_received']}/{r['calls']} delivered{lossy}"
         print(
             f"{row.label:<50} {r['timed_events']:>7} {r['median_us']:>8.1f} "
-            f"{r['p99_us']:>8.1f} {r['throughput_us']:>8.1f}"
+            f"{r['p99_us']:>8.1f} {r['throughput_us']:>8.1f}{otel}"
         )
     print("\nratios (median latency, throughput):")
     ratios = []
@@ -534,9 +489,11 @@ def print_report(rows, results):
             med = a["median_us"] / b["median_us"]
             thr = a["throughput_us"] / b["throughput_us"]
             ratios.append({"ratio": caption, "median": med, "throughput": thr})
-            print(f"  {caption:<40} {med:6.2f}{TIMES}  {thr:6.2f}{TIMES}")
+            target = f"   ({TARGETS[caption]})" if caption in TARGETS else ""
+            print(f"  {caption:<40} {med:6.2f}{TIMES}  {thr:6.2f}{TIMES}{target}")
         elif num in results and den in results:
             print(f"  {caption:<40} n/a")
+    subtraction(results)
     print("\nnotes:")
     for row in rows:
         r = results[row.key]
@@ -562,72 +519,61 @@ def print_report(rows, results):
             )
             dropped = ""
             if "otel_dropped" in r and "otlp" in row.options:
-                dropped = f"; OTel: {r['calls'] - r['otel_dropped']} delivered, "
-                dropped += f"{r['otel_dropped']} dropped"
+                received = r.get("collector_received")
+                if received is not None:
+                    dropped = f"; OTel: {received} of {r['calls']} received by the collector"
+                dropped += f"; otel_dropped {r['otel_dropped']}"
+            if "disable_honoured" in r:
+                dropped += "; logging.disable " + (
+                    "honoured" if r["disable_honoured"] else "IGNORED: the row records everything"
+                )
             print(f"  {row.key}: {r['module']} [{deps}]")
             print(f"      {close}; {r['file_lines']} lines in the file{dropped}")
     return ratios
 
 
-def components():
-    """Per-call µs of the pieces behind the numbers above (pyproject.toml cites these)."""
-    import fastjsonschema
-    import jsonschema
-    import orjson
+def subtraction(results):
+    """The file-sink row split by the breakdown rows (throughput µs/event)."""
+    ok = {k: r["throughput_us"] for k, r in results.items() if r.get("status") == "ok"}
+    if "ours" not in ok or "ours-null" not in ok:
+        return
+    print("\nours: FileHandler row by subtraction (throughput µs/event):")
+    print(
+        f"  write + flush of the line (FileHandler - NullHandler)  {ok['ours'] - ok['ours-null']:6.1f}"
+    )
+    if results.get("ours-disabled", {}).get("disable_honoured"):
+        before = ok["ours-disabled"]
+        delivery = ok["ours-null"] - before
+        print(f"  stdlib delivery to a handler (NullHandler - disabled)  {delivery:6.1f}")
+        print(f"  everything before delivery (logging disabled)          {before:6.1f}")
+    else:
+        print(f"  everything but the write (NullHandler)                 {ok['ours-null']:6.1f}")
 
-    schema = make_schema()
-    capsule = {
-        "__timestamp__": "2024-01-01T00:00:00.000001Z",
-        "__schema__": SCHEMA_ID,
-        "__schema_version__": VERSION,
-        "__metadata_version__": 1,
-        **EVENT,
-    }
-    draft7 = jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
-    fast = fastjsonschema.compile(schema)
-    cases = [  # (label, function, calls per repeat)
-        (
-            "jsonschema.validate(event, schema)  [0.1.0]",
-            lambda: jsonschema.validate(EVENT, schema),
-            100,
-        ),
-        (
-            "jsonschema Draft7Validator.validate [jupyter_events]",
-            lambda: draft7.validate(EVENT),
-            2000,
-        ),
-        ("fastjsonschema compiled validator   [ours]", lambda: fast(EVENT), 20000),
-        ("json.dumps(capsule)", lambda: json.dumps(capsule), 20000),
-        (
-            "orjson.dumps(capsule).decode()      [ours]",
-            lambda: orjson.dumps(capsule).decode(),
-            20000,
-        ),
-    ]
-    print("\ncomponents (best of 5, µs/call):")
-    out = {}
-    for label, fn, n in cases:
-        best = float("inf")
-        for _ in range(5):
-            t = time.perf_counter_ns()
-            for _ in range(n):
-                fn()
-            best = min(best, (time.perf_counter_ns() - t) / n / 1e3)
-        out[label.split("[")[0].strip()] = best
-        print(f"  {label:<55} {best:9.2f}")
-    return out
+
+SECTIONS = ["caller", "imports", "breakdown", "e2e", "burst", "bridge"]
+OTHER_SCRIPTS = {"imports": "bench_parts", "breakdown": "bench_parts"}  # else bench_e2e
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--json", type=Path, help="also write the results to this file")
-    parser.add_argument("--rows", help="comma-separated row keys: " + ",".join(r.key for r in ROWS))
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply events per row")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="write the results here (default: benchmarks/last-run.json, except with --quick)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small counts and few rounds: a smoke run"
+    )
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=",".join(SECTIONS))
+    parser.add_argument(
+        "--rows", help="caller rows, comma-separated: " + ",".join(r.key for r in ROWS)
+    )
+    parser.add_argument("--scale", type=float, default=None, help="multiply events per caller row")
     parser.add_argument(
         "--repeat",
         type=int,
         default=1,
-        help="run all rows this many times; report each metric's best (for a noisy machine)",
+        help="run the caller rows this many times; report each metric's best (noisy machine)",
     )
     parser.add_argument(
         "--ours-path",
@@ -635,17 +581,20 @@ def main(argv=None):
         default=REPO,
         help="directory holding our jupyter_telemetry package (default: the repo)",
     )
-    parser.add_argument(
-        "--components",
-        action="store_true",
-        help="also time validators and JSON serialisers in isolation",
-    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print(RESULT_MARK + json.dumps(worker(json.loads(args.worker))), flush=True)
         os._exit(0)  # don't wait on exporter threads or exit hooks still retrying
-
+    sections = args.sections.split(",")
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {sorted(unknown)}")
+    if args.scale is None:
+        args.scale = 0.05 if args.quick else 1.0
+    args.rounds = 2 if args.quick else ROUNDS
+    if args.json is None and not args.quick:
+        args.json = HERE / "last-run.json"
     rows = ROWS
     if args.rows:
         keys = args.rows.split(",")
@@ -655,18 +604,57 @@ def main(argv=None):
         rows = [r for r in ROWS if r.key in keys]
     print(
         f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
-        f"{ROUNDS} rounds per row, scale {args.scale}, repeat {args.repeat}",
+        f"sections {','.join(sections)}; {'quick' if args.quick else 'full'} run",
         flush=True,
     )
-
     started = time.monotonic()
+    out = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "quick": args.quick,
+        "schema": make_schema(),
+        "event": EVENT,
+    }
+    bad = []
+    if "caller" in sections:
+        out["caller"], bad = run_caller(args, rows)
+    for name in sections:
+        if name == "caller":
+            continue
+        print(f"\n== {name}", flush=True)
+        module = __import__(OTHER_SCRIPTS.get(name, "bench_e2e"))
+        try:
+            if name in OTHER_SCRIPTS:
+                out[name] = module.SECTIONS[name](args)
+            else:
+                with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
+                    out[name] = module.SECTIONS[name](args, Path(tmp))
+                if module.failed({name: out[name]}):
+                    bad.append(name)
+        except Exception as exc:  # one broken section must not cost the others
+            print(f"  !! section {name} failed: {exc!r}")
+            out[name] = {"status": "failed", "reason": repr(exc)}
+            bad.append(name)
+    print(f"\ntotal {time.monotonic() - started:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+        print(f"results written to {args.json}")
+    if bad:
+        print(f"!! failed: {', '.join(bad)}")
+    return 1 if bad else 0
+
+
+def run_caller(args, rows):
+    """The caller rows side by side with the anchors; ``(results, failed row keys)``."""
+    print(f"\n== caller: {args.rounds} rounds per row, scale {args.scale}, repeat {args.repeat}")
     with tempfile.TemporaryDirectory(prefix="bench-record-event-") as tmp:
         workdir = Path(tmp)
         endpoints, collector = {}, None
         if any(r.options.get("otlp") == "up" for r in rows):
             try:
-                collector = Collector(workdir).__enter__()
-                endpoints["up"] = f"http://127.0.0.1:{collector.grpc_port}"
+                collector = CountingCollector(workdir / "collector").__enter__()
+                endpoints["up"] = collector.endpoints["grpc"]
+                endpoints["collector"] = collector
             except Exception as exc:  # rotel missing or failed: the row is skipped, not the run
                 endpoints["error"] = f"no collector: {exc!r}"
         endpoints["down"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
@@ -689,26 +677,6 @@ def main(argv=None):
                 collector.__exit__()
         results = {key: best_of(rs) for key, rs in runs.items()}
     ratios = print_report(rows, results)
-    parts = components() if args.components else None
-    print(f"\ntotal {time.monotonic() - started:.0f} s")
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "python": platform.python_version(),
-                    "cpus": os.cpu_count(),
-                    "rounds": ROUNDS,
-                    "scale": args.scale,
-                    "repeat": args.repeat,
-                    "schema": make_schema(),
-                    "event": EVENT,
-                    "rows": [{"key": r.key, "label": r.label, **results[r.key]} for r in rows],
-                    "ratios": ratios,
-                    "components": parts,
-                },
-                indent=2,
-            )
-        )
     bad = [
         r.key
         for r in rows
@@ -716,7 +684,14 @@ def main(argv=None):
         or results[r.key].get("problems")
         or (results[r.key]["status"] == "skipped" and not r.optional)
     ]
-    return 1 if bad else 0
+    summary = {
+        "rounds": args.rounds,
+        "scale": args.scale,
+        "repeat": args.repeat,
+        "rows": [{"key": r.key, "label": r.label, **results[r.key]} for r in rows],
+        "ratios": ratios,
+    }
+    return summary, bad
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._version import __version__
+from ._capsule import METADATA_VERSION as TELEMETRY_METADATA_VERSION
+from ._version import __version__, version_info
 from .bridge import JupyterEventsHandler
 from .errors import (
     EventSerializationError,
@@ -22,6 +23,7 @@ from .errors import (
 from .eventlog import EventLog
 
 __all__ = [
+    "TELEMETRY_METADATA_VERSION",
     "EventLog",
     "EventSerializationError",
     "EventTooLargeError",
@@ -32,6 +34,7 @@ __all__ = [
     "SchemaRegistrationError",
     "UnregisteredSchemaError",
     "__version__",
+    "version_info",
 ]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -134,11 +135,17 @@ class _LineRenderer(structlog.BoundLoggerBase):
         return args[0]  # type: ignore[no-any-return]
 
 
-def renderer() -> Callable[[dict[str, Any]], str]:
-    """A fresh ``render(capsule) -> str``: structlog's ``JSONRenderer`` over :func:`_render.dumps`."""
+def renderer(finite: bool = False) -> Callable[[dict[str, Any]], str]:
+    """A fresh ``render(capsule) -> str``: structlog's ``JSONRenderer`` over :func:`_render.dumps`.
+
+    ``finite``: every capsule it renders was checked by ``_render.ensure_finite``
+    before redaction (whose nulls would otherwise send each line through the
+    NaN walk).
+    """
+    serializer = functools.partial(_render.dumps, finite=True) if finite else _render.dumps
     bound: _LineRenderer = structlog.wrap_logger(
         None,
-        processors=[structlog.processors.JSONRenderer(serializer=_render.dumps)],
+        processors=[structlog.processors.JSONRenderer(serializer=serializer)],
         wrapper_class=_LineRenderer,
         context_class=dict,
         cache_logger_on_first_use=False,

@@ -16,7 +16,7 @@ from traitlets.config import Application, Config, Configurable
 from . import _capsule, _categories, _pipeline, _schema
 from ._pipeline import Listener, Modifier, Redactor, Route
 from .sinks import Emission, Sink
-from .sinks.logging import LoggingSink
+from .sinks.logging import EventsLogger, LoggingSink
 from .sinks.otel import PROTOCOLS, OTelSink, OTLPSettings, installed_provider
 from .traits import Handlers, SchemaOptions
 
@@ -141,7 +141,8 @@ class EventLog(Configurable):
         self._modifiers: list[tuple[str | None, Modifier]] = []
         self._listeners: list[tuple[str | None, Listener]] = []
         self._render_line = _pipeline.renderer()
-        self._events_logger = logging.Logger("jupyter_telemetry.eventlog", logging.INFO)
+        self._render_redacted = _pipeline.renderer(finite=True)
+        self._events_logger = EventsLogger("jupyter_telemetry.eventlog", logging.INFO)
         self._events_logger.propagate = False
         self._lines = LoggingSink(self._events_logger)
         self._otel: OTelSink | None = None
@@ -412,7 +413,8 @@ class EventLog(Configurable):
         data = _pipeline.redact(route.redact, schema.id, schema.version, data)
         time_ns, stamp = _capsule.timestamp(timestamp_override)
         capsule = _pipeline.capsule(schema, data, stamp)
-        line = _pipeline.render(self._render_line, capsule, self._max_event_size)
+        render_line = self._render_line if route.redact is None else self._render_redacted
+        line = _pipeline.render(render_line, capsule, self._max_event_size)
         _pipeline.deliver(self._sinks, Emission(capsule, line, time_ns, schema.id, schema.version))
         if route.listeners:
             _pipeline.notify(route.listeners, self, schema.id, capsule)
@@ -455,7 +457,8 @@ class EventLog(Configurable):
         redactor = route.redact if route else self._unknown_redactor(schema_id)
         data = _pipeline.redact(redactor, schema_id, version, data)
         record = {key: capsule[key] for key in _capsule.CAPSULE_KEYS} | data
-        line = _pipeline.render(self._render_line, record, self._max_event_size)
+        render_line = self._render_line if redactor is None else self._render_redacted
+        line = _pipeline.render(render_line, record, self._max_event_size)
         _pipeline.deliver(self._sinks, Emission(record, line, time_ns, schema_id, version))
         if listeners:
             _pipeline.notify(listeners, self, schema_id, record)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
-from traitlets import TraitError, TraitType
+from traitlets import Container, TraitError, TraitType
 
 #: Option keys accepted for each schema in the dict form of ``allowed_schemas``.
 SCHEMA_OPTION_KEYS = ("allowed_categories", "allowed_properties")
@@ -39,7 +40,7 @@ class Handlers(TraitType[list[logging.Handler], Any]):
         return list(value)
 
 
-class SchemaOptions(TraitType[Any, Any]):
+class SchemaOptions(Container[Any]):
     """The schemas to record: a list of ``$id``s, or a dict ``{$id: options}``.
 
     Options per schema (all optional): ``allowed_categories`` and
@@ -48,8 +49,20 @@ class SchemaOptions(TraitType[Any, Any]):
     changes to the caller's list or dict have no effect until reassigned.
     """
 
+    # A Container, so that traitlets' command line accepts
+    # ``--EventLog.allowed_schemas=ID``, repeated for several, as 0.1.0's List did.
+    klass = list
     default_value: list[str] = []
     info_text = "a list of schema $ids, or a dict {$id: {allowed_categories: [...], allowed_properties: [...]}}"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(default_value=[], **kwargs)
+
+    def from_string_list(self, s_list: list[str]) -> Any:
+        """Command-line values: ``$id``s, or one JSON object for the dict form."""
+        if len(s_list) == 1 and s_list[0].lstrip().startswith("{"):
+            return json.loads(s_list[0])
+        return list(s_list)
 
     def validate(self, obj: Any, value: Any) -> list[str] | dict[str, dict[str, list[str]]]:
         if isinstance(value, (list, tuple, set, frozenset)):

@@ -103,6 +103,27 @@ def test_validate_events_from_files_and_json_text(schema_yaml: Path, tmp_path: P
     assert result.stderr == ""
 
 
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{"action": "open", "path": "/a", "extra": 1e400}', "NaN and Infinity"),
+        ('{"action": "open", "path": "/a", "count": 18446744073709551616}', "serialised"),
+        ('{"action": "open", "path": "/a", "user": "' + "x" * 1_000_001 + '"}', "max_event_size"),
+    ],
+    ids=["1e400", "2**64", "too-large"],
+)
+def test_validate_refuses_what_record_refuses(
+    schema_json: Path, text: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in (
+        ["validate", str(schema_json), text],
+        ["record", "--schema", str(schema_json), "--version", "1", "--event", text],
+    ):
+        result = in_process(capsys, *command)
+        assert result.returncode == 1, (command[0], result.stdout, result.stderr)
+        assert reason in result.stderr
+
+
 def test_invalid_event_is_exit_1_naming_file_schema_id_and_json_path(
     schema_json: Path, tmp_path: Path
 ) -> None:

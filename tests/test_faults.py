@@ -33,12 +33,33 @@ from conftest import (
 )
 
 from jupyter_telemetry import EventLog
+from jupyter_telemetry.sinks.logging import ReportOncePerStreak
 
 
-def test_full_disk_handler_is_reported_once_and_harms_nothing_else(
+def test_full_disk_handler_is_reported_per_failure_and_harms_nothing_else(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     full = logging.FileHandler("/dev/full")  # a real device: every write fails with ENOSPC
+    good = logging.FileHandler(tmp_path / "events.log")
+    log = EventLog(handlers=[full, good], allowed_schemas=[SCHEMA_ID])
+    log.register_schema(SCHEMA)
+    for count in range(10):
+        assert log.record_event(SCHEMA_ID, 1, {**EVENT, "count": count}) is not None
+    good.close()
+    assert [x["count"] for x in read_lines(tmp_path / "events.log")] == list(range(10))
+    err = capsys.readouterr().err
+    assert err.count("--- Logging error ---") == 10, "as for any logger: per failed record"
+    assert "No space left on device" in err
+
+
+class QuietFileHandler(ReportOncePerStreak, logging.FileHandler):
+    pass
+
+
+def test_report_once_per_streak_is_an_opt_in_mixin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    full = QuietFileHandler("/dev/full")
     good = logging.FileHandler(tmp_path / "events.log")
     log = EventLog(handlers=[full, good], allowed_schemas=[SCHEMA_ID])
     log.register_schema(SCHEMA)
@@ -50,19 +71,11 @@ def test_full_disk_handler_is_reported_once_and_harms_nothing_else(
     assert err.count("--- Logging error ---") == 1, err[:2000]
     assert "No space left on device" in err
 
-    # the handler is otherwise untouched: other records still report their errors
-    other = logging.getLogger("test_faults.other")
-    other.propagate = False
-    other.addHandler(full)
-    other.error("not an event")
-    other.removeHandler(full)
-    assert capsys.readouterr().err.count("--- Logging error ---") == 1
-
 
 def test_a_failure_streak_that_ends_and_starts_again_is_reported_again(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    class Flaky(logging.Handler):
+    class Flaky(ReportOncePerStreak, logging.Handler):
         broken = True
 
         def emit(self, record: logging.LogRecord) -> None:
@@ -92,10 +105,13 @@ def test_a_plain_stream_whose_failures_stop_and_start_is_reported_per_streak(
                 raise OSError(28, "No space left on device")
             return super().write(text)
 
+    class QuietStreamHandler(ReportOncePerStreak, logging.StreamHandler):  # type: ignore[type-arg]
+        pass
+
     disk = Disk()
     good = io.StringIO()
     log = EventLog(
-        handlers=[logging.StreamHandler(disk), logging.StreamHandler(good)],
+        handlers=[QuietStreamHandler(disk), logging.StreamHandler(good)],
         allowed_schemas=[SCHEMA_ID],
     )
     log.register_schema(SCHEMA)
@@ -128,7 +144,7 @@ def otlp_log(otlp_endpoint: str, **traits: Any) -> EventLog:
 def test_a_failing_handler_does_not_keep_events_from_the_collector(
     collector: Collector, tmp_path: Path, capsys: pytest.CaptureFixture[str], figures: Any
 ) -> None:
-    full = logging.FileHandler("/dev/full")  # every write fails with ENOSPC
+    full = QuietFileHandler("/dev/full")  # every write fails with ENOSPC
     good = logging.FileHandler(tmp_path / "events.log")
     service = unique()
     log = otlp_log(collector.grpc_endpoint, handlers=[full, good], service_name=service)

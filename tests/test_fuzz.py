@@ -681,6 +681,7 @@ def test_a_900_000_character_event_arrives_and_poisons_no_batch(
             otlp_protocol=protocol,
             service_name=service,
             otlp_max_queue_size=10_000,
+            max_event_size=12_000_000,  # the line escapes each non-ASCII character as \uXXXX
         )
         log.register_schema(SCHEMA)
         medium = "m" * 2_000  # 420 of these fill most of one export request

@@ -16,7 +16,7 @@ class Emission(NamedTuple):
     """One recorded event, as every sink receives it."""
 
     capsule: dict[str, Any]  #: the envelope plus the (redacted) event, as written
-    line: str  #: ``capsule`` serialised as one JSON object, no newline
+    line: str  #: ``capsule`` as one pure-ASCII JSON object (``_render.dumps``), no newline
     time_ns: int  #: ``__timestamp__`` as Unix nanoseconds
     schema_id: str
     version: int | str
