@@ -97,7 +97,8 @@ def test_eight_threads_into_one_eventlog_lose_nothing_silently(
         assert len(bodies) == received, "an event arrived twice"
         assert received + log.otel_dropped == TOTAL
         assert received > 0, "nothing was delivered"
-        assert sink.dropped_export_failed == sink.dropped_at_shutdown == 0, (
+        reasons = log.otel_dropped_by_reason
+        assert reasons["export_failed"] == reasons["unsent_at_shutdown"] == 0, (
             "a drop was not a full queue"
         )
         if queue_size >= TOTAL:
@@ -111,9 +112,7 @@ def test_eight_threads_into_one_eventlog_lose_nothing_silently(
         written_file=len(lines),
         delivered=received,
         dropped=log.otel_dropped,
-        dropped_queue_full=sink.dropped_queue_full,
-        dropped_export_failed=sink.dropped_export_failed,
-        dropped_at_shutdown=sink.dropped_at_shutdown,
+        dropped_by_reason=log.otel_dropped_by_reason,
         record_seconds=round(recorded_seconds, 2),
         events_per_second=round(TOTAL / recorded_seconds),
         flush_seconds=round(flush_seconds, 2),
