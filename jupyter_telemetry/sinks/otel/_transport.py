@@ -17,9 +17,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GRPCExporter
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HTTPExporter
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
@@ -34,37 +32,14 @@ _diagnostics = logging.getLogger("jupyter_telemetry")
 PRIVATE_SEAMS = True
 
 
-class Encoded:
-    """A request our encoder built, travelling through the gRPC exporter's ``export``."""
-
-    def __init__(self, payload: bytes, count: int) -> None:
-        self.payload = payload
-        self.count = count
-
-    def __len__(self) -> int:  # the exporter's own metrics count records with len()
-        return self.count
-
-
-class _GRPCExporter(GRPCExporter):
-    """The SDK's OTLP/gRPC log exporter, taking :class:`Encoded` requests too."""
-
-    seam_used = False
-
-    def _translate_data(self, data: Any) -> ExportLogsServiceRequest:
-        if isinstance(data, Encoded):
-            self.seam_used = True
-            parsed: ExportLogsServiceRequest = ExportLogsServiceRequest.FromString(data.payload)
-            return parsed
-        request: ExportLogsServiceRequest = super()._translate_data(data)
-        return request
-
-
 def make_exporter(settings: OTLPSettings) -> LogRecordExporter:
     """A new exporter (a connection of its own) for ``settings``; raises what the SDK raises."""
     headers = dict(settings.headers) if settings.headers else None
     if settings.protocol == "grpc":
+        from ._grpc import GRPCExporter  # grpc loads only for a gRPC endpoint
+
         insecure = True if settings.endpoint.startswith("http://") else None
-        return _GRPCExporter(
+        return GRPCExporter(
             endpoint=settings.endpoint, insecure=insecure, headers=headers, timeout=settings.timeout
         )
     return HTTPExporter(endpoint=settings.endpoint, headers=headers, timeout=settings.timeout)
@@ -81,7 +56,7 @@ class Transport:
     def __init__(self, settings: OTLPSettings, resource: Resource) -> None:
         self.exporter = make_exporter(settings)
         client = getattr(self.exporter, "_client", None)
-        if isinstance(self.exporter, _GRPCExporter):
+        if hasattr(self.exporter, "seam_used"):
             self.seam = "grpc"
         elif isinstance(self.exporter, HTTPExporter) and callable(getattr(client, "export", None)):
             self.seam = "http"
@@ -97,6 +72,8 @@ class Transport:
         """Send an encoded request; ``None`` when the seam failed and the batch is unsent."""
         try:
             if self.seam == "grpc":
+                from ._grpc import Encoded
+
                 exporter: Any = self.exporter
                 exporter.seam_used = False
                 result = exporter.export(Encoded(payload, count))
