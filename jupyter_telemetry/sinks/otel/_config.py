@@ -80,6 +80,13 @@ class OTLPSettings:
         protocol = _protocol(protocol, env)
         if protocol is None:
             return None
+        if protocol == "grpc" and not _positive(env.get("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "1")):
+            # The SDK's gRPC exporter parses this variable itself and refuses to start.
+            _warn(
+                f"OTEL_EXPORTER_OTLP_LOGS_TIMEOUT={env['OTEL_EXPORTER_OTLP_LOGS_TIMEOUT']!r} is "
+                "not a positive number of milliseconds: no OTel output over gRPC"
+            )
+            return None
         if not full:
             assert base is not None
             full = base if protocol == "grpc" else base.rstrip("/") + "/v1/logs"
@@ -127,17 +134,21 @@ def _timeout(given: float | None, env: Mapping[str, str]) -> float:
         text = env.get(name)
         if text is None:
             continue
-        try:
-            millis = float(text)
-        except ValueError:
-            millis = math.nan
-        if math.isfinite(millis) and millis > 0:
-            return millis / 1000  # the specification's unit
+        if _positive(text):
+            return float(text) / 1000  # the specification's unit
         _warn(
             f"{name}={text!r} is not a positive number of milliseconds: using {DEFAULT_TIMEOUT} s"
         )
         return DEFAULT_TIMEOUT
     return DEFAULT_TIMEOUT
+
+
+def _positive(text: str) -> bool:
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return math.isfinite(value) and value > 0
 
 
 def _bad_url(url: str) -> str | None:
