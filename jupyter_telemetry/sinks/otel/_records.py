@@ -80,11 +80,10 @@ def sanitise(value: Any, depth: int = 0) -> Any:
 
 
 def span_ids(context: Any) -> tuple[int, int, int]:
-    """``(trace_id, span_id, trace_flags)`` of the span in ``context``; zeros for none."""
+    """``(trace_id, span_id, trace_flags)`` of the span in ``context``, as the SDK takes them."""
     if context:
         span = trace.get_current_span(context).get_span_context()
-        if span.is_valid:
-            return span.trace_id, span.span_id, int(span.trace_flags)
+        return span.trace_id, span.span_id, int(span.trace_flags)
     return 0, 0, 0
 
 
