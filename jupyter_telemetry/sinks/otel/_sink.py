@@ -56,6 +56,7 @@ class _Owned:
 
     def __init__(self, transport: Transport, encoder: Encoder, report: Callable[[str], None]):
         self.transport, self.encoder, self.report = transport, encoder, report
+        self._shut = False
 
     def send(self, batch: Sequence[Item]) -> Counts:
         if self.transport.seam:
@@ -77,7 +78,9 @@ class _Owned:
         return exported, failed, bad
 
     def shutdown(self) -> None:
-        self.transport.shutdown()
+        if not self._shut:  # the worker and an exit may both get here
+            self._shut = True
+            self.transport.shutdown()
 
 
 class _Emitting:
