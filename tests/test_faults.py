@@ -424,6 +424,35 @@ def test_a_fork_does_not_wait_for_an_exporter_retrying_a_dead_collector(figures:
     figures(fork_seconds=round(fork_seconds, 3), otlp_timeout=5.0, export_in_flight=512)
 
 
+def test_a_fork_does_not_wait_for_an_applications_provider_exporting(figures: Any) -> None:
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+
+    with socket.create_server(("127.0.0.1", 0)) as hung:  # accepts, never answers
+        provider = LoggerProvider(shutdown_on_exit=False)
+        exporter = OTLPLogExporter(
+            endpoint=f"http://127.0.0.1:{hung.getsockname()[1]}/v1/logs", timeout=4
+        )
+        provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+        log = EventLog(handlers=[], allowed_schemas=[SCHEMA_ID], logger_provider=provider)
+        log.register_schema(SCHEMA)
+        log.record_event(SCHEMA_ID, 1, EVENT)  # our worker emits; the app's export hangs
+        hung.settimeout(10)
+        request, _ = hung.accept()
+        assert request.recv(1)
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        fork_seconds = time.monotonic() - started
+        os.waitpid(pid, 0)
+        request.close()
+        log.shutdown(0.5)
+    assert fork_seconds < 1.0, f"fork waited {fork_seconds:.2f} s for the application's export"
+    figures(fork_seconds=round(fork_seconds, 3))
+
+
 def test_an_eventlog_shut_down_before_a_fork_stays_down_in_the_child() -> None:
     log = otlp_log(f"http://127.0.0.1:{closed_port()}")
     log.shutdown(1)

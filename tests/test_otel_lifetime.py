@@ -129,3 +129,33 @@ def test_multiprocessing_fork_workers_export_what_they_recorded(
     assert result.returncode == 0, result.stderr
     received = collector.wait_for_logs(60, predicate=of_service(service))
     assert sorted(r.body["count"] for r in received) == list(range(60))
+
+
+def test_a_json_py_in_the_working_directory_does_not_break_export(
+    collector: Collector, tmp_path: Path
+) -> None:
+    notebooks = tmp_path / "notebooks"  # where the application runs: a user's folder
+    notebooks.mkdir()
+    (notebooks / "json.py").write_text("raise SystemExit('the json.py of a notebooks folder')\n")
+    service = unique()
+    script = tmp_path / "app.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            sys.path.insert(0, {TESTS!r})
+            from conftest import SCHEMA, SCHEMA_ID, EVENT
+            from jupyter_telemetry import EventLog
+            log = EventLog(allowed_schemas=[SCHEMA_ID], otlp_endpoint={collector.grpc_endpoint!r},
+                           service_name={service!r})
+            log.register_schema(SCHEMA)
+            log.record_event(SCHEMA_ID, 1, EVENT)
+            assert log.flush(10), log.otel_dropped_by_reason
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=notebooks
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(collector.wait_for_logs(1, predicate=of_service(service))) == 1
