@@ -290,6 +290,9 @@ def test_collector_started_after_the_first_events(tmp_path: Path, make_log: Any)
     )
     log.record_event(SCHEMA_ID, 1, {**EVENT, "count": 0})
     assert not log.flush(5)  # nobody listens yet
+    deadline = time.monotonic() + 15  # its export gives up (otlp_timeout) before the start
+    while log.otel_dropped < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
     late.start()
     try:
         for count in range(1, 4):

@@ -36,7 +36,7 @@ from ..._version import __version__
 from .. import Emission
 from ._config import PAYLOAD, SCOPE, OTLPSettings
 from ._encode import Encoder
-from ._records import Item, attributes, emit, split
+from ._records import TIME_LIMIT, Item, attributes, emit, split
 from ._transport import Transport, resource
 
 MAX_BATCH_BYTES = 1_000_000  #: characters of JSON per export request (a bigger event goes alone)
@@ -138,6 +138,7 @@ class _Core:
         self.dropped = dict.fromkeys(REASONS, 0)
         self.flushing = 0
         self.abandoned = self.stopping
+        self.drops_reported = False
         self.stop_deadline = float("inf")
         self.streaks: set[str] = set()
         self.pipelines: list[_Pipeline] = []
@@ -211,7 +212,8 @@ class _Core:
                 return None
             urgent = self.stopping or self.flushing
             if self.stopping and time.monotonic() > self.stop_deadline:
-                self.abandon()
+                self.abandon()  # a dropped sink's time is up
+                self.report_drops()
                 return None
             if len(self.queue) >= self.batch_size or (urgent and self.queue):
                 batch = self._take()
@@ -221,7 +223,7 @@ class _Core:
             if self.stopping:
                 return None
             self.wake.clear()
-            if len(self.queue) >= self.batch_size or self.flushing:
+            if len(self.queue) >= self.batch_size or (self.flushing and self.queue):
                 continue
             if not self.wake.wait(self.delay) and self.queue:
                 batch = self._take()
@@ -269,13 +271,13 @@ class _Core:
 
     # -- stopping ------------------------------------------------------------------
 
-    def begin_stop(self) -> None:
-        """Stop taking events; the workers send what is queued, then end."""
+    def begin_stop(self, deadline: float | None = None) -> None:
+        """Stop taking events; the workers send what is queued until ``deadline``, then end."""
         with self.lock:
             if self.stopping:
                 return
             self.stopping = True
-            self.stop_deadline = time.monotonic() + self.exit_timeout
+            self.stop_deadline = deadline or time.monotonic() + self.exit_timeout
         self.wake.set()
 
     def wait_settled(self, deadline: float) -> bool:
@@ -301,7 +303,6 @@ class _Core:
 
     def finish_stop(self, deadline: float) -> None:
         """After :meth:`begin_stop`: wait until ``deadline`` at most, then give up and report."""
-        already = self.abandoned
         self.wait_settled(deadline)
         self.abandon()
         for pipeline in list(self.pipelines):  # interrupts a retry back-off under way
@@ -309,8 +310,13 @@ class _Core:
         for thread in self.threads:
             if thread.is_alive() and thread is not threading.current_thread():
                 thread.join(max(0.0, min(0.5, deadline - time.monotonic())))
+        self.report_drops()
+
+    def report_drops(self) -> None:
+        """One warning with every count, once: by whoever gave up on the queue."""
         dropped = sum(self.dropped.values())
-        if dropped and not already:
+        if dropped and not self.drops_reported:
+            self.drops_reported = True
             _diagnostics.warning(
                 "jupyter_telemetry: %d OpenTelemetry log record(s) were not delivered (%s); "
                 "the JSON-lines file still holds every event",
@@ -438,7 +444,7 @@ class OTelSink:
             span.add_event(
                 emission.schema_id,
                 {**attributes(emission.schema_id, emission.version), PAYLOAD: payload},
-                timestamp=emission.time_ns if emission.time_ns >= 0 else None,
+                timestamp=emission.time_ns if 0 <= emission.time_ns < TIME_LIMIT else None,
             )
 
     # -- counters --------------------------------------------------------------------
@@ -495,7 +501,7 @@ class OTelSink:
         deadline = time.monotonic() + (30.0 if timeout is None else timeout)
         if not self.owned:
             self.flush(timeout)
-        core.begin_stop()
+        core.begin_stop(deadline)
         core.finish_stop(deadline)
 
 
@@ -511,9 +517,9 @@ def _stop_all() -> None:
     cores = [core for core in list(_CORES) if not core.abandoned]
     if not cores:
         return
-    for core in cores:
-        core.begin_stop()
     deadline = time.monotonic() + max(core.exit_timeout for core in cores)
+    for core in cores:
+        core.begin_stop(deadline)
     for core in cores:
         core.finish_stop(deadline)
 
