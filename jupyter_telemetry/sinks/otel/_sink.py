@@ -39,7 +39,7 @@ from ._encode import Encoder
 from ._records import TIME_LIMIT, Item, attributes, emit, split
 from ._transport import Transport, resource
 
-MAX_BATCH_BYTES = 1_000_000  #: characters of JSON per export request (a bigger event goes alone)
+MAX_BATCH_BYTES = 1_000_000  #: UTF-8 bytes of JSON per export request (a bigger event goes alone)
 REASONS = ("queue_full", "export_failed", "unencodable", "unsent_at_shutdown")
 
 _diagnostics = logging.getLogger("jupyter_telemetry")
@@ -238,7 +238,8 @@ class _Core:
         with self.take_lock:
             queue = self.queue
             while queue and len(batch) < self.batch_size:
-                length = len(queue[0].line)
+                line = queue[0].line
+                length = len(line) if line.isascii() else len(line.encode("utf-8", "replace"))
                 if batch and size + length > MAX_BATCH_BYTES:
                     break
                 try:
@@ -247,7 +248,7 @@ class _Core:
                     break
                 size += length
         with self.lock:
-            self.queued_bytes -= size
+            self.queued_bytes -= sum(len(item.line) for item in batch)
             self.taken += len(batch)
         if not self.queue:
             self.streaks.discard("queue_full")
