@@ -27,7 +27,13 @@ _FIXED32 = struct.Struct("<I").pack
 _INFO = b"\x10\x09\x1a\x04INFO"  # severity_number 9, severity_text "INFO"
 
 
+_SMALL = [bytes((n,)) for n in range(128)]
+_PACK_DOUBLE = struct.Struct("<d").pack
+
+
 def _varint(value: int) -> bytes:
+    if value < 128:
+        return _SMALL[value]
     out = bytearray()
     while value > 0x7F:
         out.append(value & 0x7F | 0x80)
@@ -38,7 +44,65 @@ def _varint(value: int) -> bytes:
 
 def _field(tag: int, payload: bytes) -> bytes:
     """A length-delimited field: ``tag`` is the field number and wire type in one byte."""
-    return bytes((tag,)) + _varint(len(payload)) + payload
+    return _SMALL[tag] + _varint(len(payload)) + payload
+
+
+def _any(value: Any, depth: int) -> bytes:
+    """The bytes of one AnyValue message (a oneof: even a zero value is written)."""
+    kind = type(value)
+    if kind is str:
+        data = value.encode()
+        return b"\x0a" + _varint(len(data)) + data
+    if kind is int:
+        if INT64_MIN <= value <= INT64_MAX:
+            return b"\x18" + _varint(value & 0xFFFFFFFFFFFFFFFF)
+        data = str(value).encode()
+        return b"\x0a" + _varint(len(data)) + data
+    if kind is float:
+        return b"\x21" + _PACK_DOUBLE(value)
+    if kind is bool:
+        return b"\x10\x01" if value else b"\x10\x00"
+    if value is None:
+        return b""
+    if depth >= MAX_DEPTH:
+        data = orjson.dumps(value)
+        return b"\x0a" + _varint(len(data)) + data
+    if kind is dict:
+        pairs = b"".join([_pair(key, item, depth + 1) for key, item in value.items()])
+        return b"\x32" + _varint(len(pairs)) + pairs
+    if kind is list:
+        items = b"".join([_nested(item, depth + 1) for item in value])
+        return b"\x2a" + _varint(len(items)) + items
+    raise TypeError(f"cannot encode {kind.__name__} in an OTLP value")
+
+
+def _nested(value: Any, depth: int) -> bytes:
+    """Field 1 (an AnyValue) of ArrayValue."""
+    data = _any(value, depth)
+    return b"\x0a" + _varint(len(data)) + data
+
+
+_KEYS: dict[str, bytes] = {}  # property name → its encoded KeyValue.key field
+
+
+def _pair(key: str, value: Any, depth: int) -> bytes:
+    """Field 1 (a KeyValue) of KeyValueList."""
+    head = _KEYS.get(key)
+    if head is None:
+        name = key.encode()
+        head = b"\x0a" + _varint(len(name)) + name if name else b""  # proto3: "" is not written
+        if len(_KEYS) < 4096:  # property names repeat; random ones must not grow it for ever
+            _KEYS[key] = head
+    if type(value) is str:
+        text = value.encode()
+        size = len(text)
+        data = b"\x0a" + (_SMALL[size] if size < 128 else _varint(size)) + text
+    else:
+        data = _any(value, depth)
+    size = len(data)
+    entry = head + b"\x12" + (_SMALL[size] if size < 128 else _varint(size)) + data
+    size = len(entry)
+    return b"\x0a" + (_SMALL[size] if size < 128 else _varint(size)) + entry
 
 
 def _fill(target: AnyValue, value: Any, depth: int) -> None:
@@ -113,8 +177,7 @@ class Encoder:
     def record(self, item: Item) -> bytes:
         """One LogRecord message; raises ``ValueError``/``TypeError`` for what cannot be encoded."""
         event, stamp = split(item.line)
-        body = AnyValue()
-        _fill(body, event, 0)
+        body = _any(event, 0)
         attrs, name = self._head(item.schema_id, item.version)
         time_ns = item.time_ns
         if 0 < time_ns < TIME_LIMIT:
@@ -124,7 +187,7 @@ class Encoder:
         else:
             out = _INFO
             attrs = _attributes(attributes(item.schema_id, item.version, stamp))
-        out += _field(0x2A, body.SerializeToString()) + attrs
+        out += b"\x2a" + _varint(len(body)) + body + attrs
         trace_id, span_id, flags = span_ids(item.context)
         if flags:
             out += b"\x45" + _FIXED32(flags)
