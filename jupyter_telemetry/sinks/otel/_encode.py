@@ -51,7 +51,7 @@ def _any(value: Any, depth: int) -> bytes:
     """The bytes of one AnyValue message (a oneof: even a zero value is written)."""
     kind = type(value)
     if kind is str:
-        data = value.encode()
+        data: bytes = value.encode()
         return b"\x0a" + _varint(len(data)) + data
     if kind is int:
         if INT64_MIN <= value <= INT64_MAX:
