@@ -16,7 +16,9 @@ out-of-range timestamps in ``jupyter.event.timestamp``).
 
 Modules: ``_config`` (settings, OTel-free), ``_records`` (event → record
 values; ``Logger.emit``), ``_encode`` (event → OTLP bytes), ``_transport``
-(the SDK's exporters), ``_sink`` (queue, workers, exit and fork hooks).
+and ``_grpc`` (the SDK's exporters and their optional seams), ``_pipelines``
+(what a worker does with a batch), ``_sink`` (queue, workers, counters),
+``_lifetime`` (exit, fork and multiprocessing hooks).
 """
 
 from ._config import (

@@ -17,91 +17,30 @@ stops every sink together, bounded by the largest ``exit_timeout``;
 
 from __future__ import annotations
 
-import atexit
 import collections
 import logging
-import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable
 
 import orjson
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry._logs import LoggerProvider as APILoggerProvider
 
-from ..._version import __version__
 from .. import Emission
-from ._config import PAYLOAD, SCOPE, OTLPSettings
+from ._config import PAYLOAD, OTLPSettings
 from ._encode import Encoder
-from ._records import TIME_LIMIT, Item, attributes, emit, split
+from ._lifetime import CORES, PARKED, install
+from ._pipelines import Counts, Emitting, Owned, Pipeline
+from ._records import TIME_LIMIT, Item, attributes, split
 from ._transport import Transport, resource
 
 MAX_BATCH_BYTES = 1_000_000  #: UTF-8 bytes of JSON per export request (a bigger event goes alone)
 REASONS = ("queue_full", "export_failed", "unencodable", "unsent_at_shutdown")
 
 _diagnostics = logging.getLogger("jupyter_telemetry")
-Counts = tuple[int, int, int]  # (exported, export failed, unencodable)
-
-
-class _Pipeline(Protocol):
-    def send(self, batch: Sequence[Item]) -> Counts: ...
-    def shutdown(self) -> None: ...
-
-
-class _Owned:
-    """Encode and export through an exporter of our own (one per worker)."""
-
-    def __init__(self, transport: Transport, encoder: Encoder, report: Callable[[str], None]):
-        self.transport, self.encoder, self.report = transport, encoder, report
-        self._shut = False
-
-    def send(self, batch: Sequence[Item]) -> Counts:
-        if self.transport.seam:
-            records, bad = [], 0
-            for item in batch:
-                try:
-                    records.append(self.encoder.record(item))
-                except Exception:
-                    bad += 1
-                    self.report("unencodable")
-            if not records:
-                return 0, 0, bad
-            ok = self.transport.send(self.encoder.request(records), len(records))
-            if ok is not None:
-                return (len(records), 0, bad) if ok else (0, len(records), bad)
-        exported, failed, bad = self.transport.export(batch)
-        if bad:
-            self.report("unencodable")
-        return exported, failed, bad
-
-    def shutdown(self) -> None:
-        if not self._shut:  # the worker and an exit may both get here
-            self._shut = True
-            self.transport.shutdown()
-
-
-class _Emitting:
-    """``Logger.emit`` into the application's provider; its processors export."""
-
-    def __init__(self, provider: APILoggerProvider, report: Callable[[str], None]) -> None:
-        self.logger = provider.get_logger(SCOPE, __version__)
-        self.report = report
-
-    def send(self, batch: Sequence[Item]) -> Counts:
-        bad = 0
-        for item in batch:
-            try:
-                emit(self.logger, item)
-            except Exception:
-                bad += 1
-                self.report("unencodable")
-        return 0, 0, bad
-
-    def shutdown(self) -> None:
-        pass
 
 
 class _Core:
@@ -109,7 +48,7 @@ class _Core:
 
     def __init__(
         self,
-        new_pipeline: Callable[[Callable[[str], None]], _Pipeline],
+        new_pipeline: Callable[[Callable[[str], None]], Pipeline],
         workers: int,
         max_queue_size: int,
         max_queue_bytes: int,
@@ -141,10 +80,10 @@ class _Core:
         self.drops_reported = False
         self.stop_deadline = float("inf")
         self.streaks: set[str] = set()
-        self.pipelines: list[_Pipeline] = []
+        self.pipelines: list[Pipeline] = []
         self.threads: list[threading.Thread] = []
 
-    def start(self, first: _Pipeline | None) -> None:
+    def start(self, first: Pipeline | None) -> None:
         """Start the workers; ``first``, if given, is the first one's pipeline."""
         if first is not None:
             self.pipelines.append(first)
@@ -327,13 +266,13 @@ class _Core:
 
     def after_fork_in_child(self) -> None:
         # The parent's exporters and queue are the parent's: park them, never touch them.
-        _PARKED.extend(self.pipelines)
+        PARKED.extend(self.pipelines)
         self._fresh()
         if not self.stopping:  # a sink the parent shut down stays shut down
             self.start(None)
 
 
-def _work(core: _Core, pipeline: _Pipeline | None) -> None:
+def _work(core: _Core, pipeline: Pipeline | None) -> None:
     """A worker thread: never dies of an exception, counts every record it takes."""
     try:
         while True:
@@ -388,20 +327,20 @@ class OTelSink:
         self.provider = provider
         self.owned = settings is not None
         self._span_events = span_events
-        new_pipeline: Callable[[Callable[[str], None]], _Pipeline]
+        new_pipeline: Callable[[Callable[[str], None]], Pipeline]
         if settings is not None:
             res = resource(settings)
             encoder = Encoder(dict(res.attributes), res.schema_url)
 
-            def new_pipeline(report: Callable[[str], None]) -> _Pipeline:
-                return _Owned(Transport(settings, res), encoder, report)
+            def new_pipeline(report: Callable[[str], None]) -> Pipeline:
+                return Owned(Transport(settings, res), encoder, report)
 
             workers, target = 2, settings.endpoint
         else:
             assert provider is not None
 
-            def new_pipeline(report: Callable[[str], None]) -> _Pipeline:
-                return _Emitting(provider, report)
+            def new_pipeline(report: Callable[[str], None]) -> Pipeline:
+                return Emitting(provider, report)
 
             workers, target = 1, "the application's logger provider"
         core = _Core(
@@ -417,10 +356,10 @@ class OTelSink:
         # An exporter the SDK refuses to build (a malformed OTEL_* value) raises here.
         core.start(new_pipeline(core.report) if settings is not None else None)
         self._core = core
-        _CORES.add(core)
+        CORES.add(core)
         finaliser = weakref.finalize(self, core.begin_stop)
         finaliser.atexit = False  # the exit hook stops every sink together
-        _install_hooks()
+        install()
 
     # -- the caller's side: O(1), never blocks on I/O -----------------------------
 
@@ -504,54 +443,3 @@ class OTelSink:
             self.flush(timeout)
         core.begin_stop(deadline)
         core.finish_stop(deadline)
-
-
-# -- process-wide hooks: exit, fork, multiprocessing ------------------------------------
-
-_CORES: weakref.WeakSet[_Core] = weakref.WeakSet()
-_PARKED: list[Any] = []  # a forked child's copies of the parent's exporters: never closed
-_installed = False
-
-
-def _stop_all() -> None:
-    """Stop every sink at once: exit takes the largest ``exit_timeout``, not their sum."""
-    cores = [core for core in list(_CORES) if not core.abandoned]
-    if not cores:
-        return
-    deadline = time.monotonic() + max(core.exit_timeout for core in cores)
-    for core in cores:
-        core.begin_stop(deadline)
-    for core in cores:
-        core.finish_stop(deadline)
-
-
-def _after_fork_in_child() -> None:
-    for core in list(_CORES):
-        core.after_fork_in_child()
-
-
-def _in_multiprocessing_child(_: object) -> None:
-    import multiprocessing.util
-
-    # Runs before the child's os._exit (util._exit_function), where atexit does not.
-    multiprocessing.util.Finalize(None, _stop_all, exitpriority=100)
-
-
-class _Owner:
-    """Something weak-referenceable for multiprocessing's after-fork registry."""
-
-
-_OWNER = _Owner()
-
-
-def _install_hooks() -> None:
-    global _installed
-    if _installed:
-        return
-    _installed = True
-    import multiprocessing.util
-
-    atexit.register(_stop_all)
-    multiprocessing.util.register_after_fork(_OWNER, _in_multiprocessing_child)
-    if hasattr(os, "register_at_fork"):  # POSIX only; nothing runs before the fork
-        os.register_at_fork(after_in_child=_after_fork_in_child)
