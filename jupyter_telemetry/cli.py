@@ -3,7 +3,7 @@ replay a JSON-lines file to an OTLP collector.
 
 Every command reuses the library's own pieces — ``_schema`` to load, check and
 validate, a real :class:`~jupyter_telemetry.EventLog` to record, the
-:class:`~jupyter_telemetry.sinks.otel.OTelSink` to replay — so what the
+:class:`~jupyter_telemetry.sinks.otel._sink.OTelSink` to replay — so what the
 command accepts, writes and sends is exactly what an application would.
 """
 
@@ -214,14 +214,9 @@ class _Replayer:
     """Push emissions through an owned :class:`OTelSink` without ever overflowing its queue."""
 
     def __init__(self, settings: OTLPSettings, queue_size: int, timeout: float) -> None:
-        from .sinks.otel import OTelSink
+        from .sinks.otel._sink import OTelSink
 
-        self.sink = OTelSink(
-            settings=settings,
-            max_queue_size=queue_size,
-            exit_timeout=timeout,
-            export_timeout=timeout,
-        )
+        self.sink = OTelSink(settings=settings, max_queue_size=queue_size, exit_timeout=timeout)
         self.limit = queue_size
         self.timeout = timeout
         self.emitted = 0

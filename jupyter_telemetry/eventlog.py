@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Dict, Enum, Float, Int, Unicode, observe
@@ -17,8 +17,13 @@ from . import _capsule, _categories, _pipeline, _schema
 from ._pipeline import Listener, Modifier, Redactor, Route
 from .sinks import Emission, Sink
 from .sinks.logging import EventsLogger, LoggingSink
-from .sinks.otel import PROTOCOLS, OTelSink, OTLPSettings, installed_provider
+from .sinks.otel import PROTOCOLS, OTLPSettings, global_provider
 from .traits import Handlers, SchemaOptions
+
+if TYPE_CHECKING:
+    from .sinks.otel._sink import OTelSink
+
+_diagnostics = logging.getLogger("jupyter_telemetry")
 
 
 class EventLog(Configurable):
@@ -104,26 +109,29 @@ class EventLog(Configurable):
     ).tag(config=True)
 
     otlp_timeout = Float(
-        10.0, help="Seconds one export (with its retries) may take before its records are dropped."
+        None,
+        allow_none=True,
+        help=(
+            "Seconds one export (with its retries) may take before its records are dropped. "
+            "Default: OTEL_EXPORTER_OTLP_(LOGS_)TIMEOUT (milliseconds), else 10."
+        ),
     ).tag(config=True)
 
     otlp_max_queue_size = Int(
-        2048,
+        65536,
         help="Events held for OpenTelemetry at most; beyond it new ones are dropped and counted.",
+    ).tag(config=True)
+
+    otlp_max_queue_bytes = Int(
+        64 * 2**20,
+        help=(
+            "Characters of JSON held for OpenTelemetry at most (the queue's memory bound); "
+            "beyond it new events are dropped and counted."
+        ),
     ).tag(config=True)
 
     shutdown_timeout = Float(
         5.0, help="Seconds an EventLog-built exporter may take to send its queue at exit."
-    ).tag(config=True)
-
-    otlp_subprocess = Bool(
-        True,
-        help=(
-            "Build and send the OTLP records of an EventLog-built exporter in a helper process "
-            "(this Python, started on the first batch), so that work never competes with the "
-            "application for the GIL. False: on a thread of this process (for environments "
-            "where sys.executable cannot start Python)."
-        ),
     ).tag(config=True)
 
     span_events = Bool(
@@ -229,29 +237,37 @@ class EventLog(Configurable):
         return tuple(hook for target, hook in hooks if target is None or target == schema_id)
 
     def _make_otel_sink(self) -> OTelSink | None:
-        provider = self.logger_provider or installed_provider()
-        if provider is not None:
-            return OTelSink(
-                provider, max_queue_size=self.otlp_max_queue_size, span_events=self.span_events
+        provider = self.logger_provider or global_provider()
+        settings = None
+        if provider is None:
+            settings = OTLPSettings.resolve(
+                self.otlp_endpoint,
+                self.otlp_protocol,
+                self.otlp_headers,
+                self.service_name,
+                self._default_service_name(),
+                self.otlp_timeout,
             )
-        settings = OTLPSettings.resolve(
-            self.otlp_endpoint,
-            self.otlp_protocol,
-            self.otlp_headers,
-            self.service_name,
-            self._default_service_name(),
-            self.otlp_timeout,
-        )
-        if settings is None:
+            if settings is None:
+                return None
+        from .sinks.otel._sink import OTelSink  # the SDK, protobuf and grpc load only now
+
+        try:
+            return OTelSink(
+                provider,
+                settings=settings,
+                exit_timeout=self.shutdown_timeout,
+                max_queue_size=self.otlp_max_queue_size,
+                max_queue_bytes=self.otlp_max_queue_bytes,
+                span_events=self.span_events,
+            )
+        except Exception:
+            _diagnostics.warning(
+                "jupyter_telemetry: the OpenTelemetry exporter cannot be built: no OTel output "
+                "(the JSON-lines file is unaffected)",
+                exc_info=True,
+            )
             return None
-        return OTelSink(
-            settings=settings,
-            subprocess=self.otlp_subprocess,
-            exit_timeout=self.shutdown_timeout,
-            export_timeout=self.otlp_timeout,
-            max_queue_size=self.otlp_max_queue_size,
-            span_events=self.span_events,
-        )
 
     def _default_service_name(self) -> str:
         parent = self.parent
@@ -269,7 +285,7 @@ class EventLog(Configurable):
         "service_name",
         "otlp_timeout",
         "otlp_max_queue_size",
-        "otlp_subprocess",
+        "otlp_max_queue_bytes",
         "span_events",
     )
     def _otel_changed(self, change: Mapping[str, Any]) -> None:
@@ -282,8 +298,14 @@ class EventLog(Configurable):
 
     @property
     def otel_dropped(self) -> int:
-        """OTel log records this EventLog's own exporter could not deliver (0 for others)."""
+        """OTel log records not delivered (for an application's provider: not emitted into it)."""
         return self._otel.dropped if self._otel else 0
+
+    @property
+    def otel_dropped_by_reason(self) -> dict[str, int]:
+        """:attr:`otel_dropped` per reason: ``queue_full``, ``export_failed``, ``unencodable``,
+        ``unsent_at_shutdown``."""
+        return self._otel.dropped_by_reason if self._otel else {}
 
     # -- schemas ---------------------------------------------------------------
 

@@ -250,9 +250,7 @@ def test_collector_killed_mid_stream_loses_only_counted_records_and_replay_recov
         delivered_live_distinct=len(live),
         delivered_live_duplicates=sum(live.values()) - len(live),
         dropped=dropped,
-        dropped_queue_full=sink.dropped_queue_full,
-        dropped_export_failed=sink.dropped_export_failed,
-        dropped_at_shutdown=sink.dropped_at_shutdown,
+        dropped_by_reason=log.otel_dropped_by_reason,
         accounting_exact=len(live) + dropped == offered,
         replayed=offered,
         recovered_distinct=len(after),
@@ -319,64 +317,88 @@ def _users(collector: Collector, service: str) -> Counter[tuple[str, int]]:
     )
 
 
-@pytest.mark.parametrize("subprocess_export", [True, False], ids=["process", "thread"])
-@pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_fork_waits_for_the_batch_in_hand_and_each_event_arrives_once(
-    collector: Collector, protocol: str, subprocess_export: bool, figures: Any
-) -> None:
-    service = unique()
-    log = otlp_log(
-        endpoint(collector, protocol),
-        otlp_protocol=protocol,
-        service_name=service,
-        otlp_max_queue_size=10_000,
-        otlp_subprocess=subprocess_export,
-    )
-    sink = log._otel
-    assert sink is not None and sink._pipeline is not None
-    exporting = threading.Event()  # set while an export is under way (in this process)
-    if not subprocess_export:
-        exporter = sink._pipeline.exporter  # type: ignore[attr-defined]
-        real_export = exporter.export
+class HoldingProxy:
+    """A TCP proxy to a collector port that holds every connection until released."""
 
-        def slow_export(batch: Any) -> Any:  # a collector that takes its time
-            exporting.set()
+    def __init__(self, upstream: int) -> None:
+        self.upstream = upstream
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.holding = threading.Event()  # a request's first bytes arrived and are held
+        self.release = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
             try:
-                time.sleep(0.3)
-                return real_export(batch)
-            finally:
-                exporting.clear()
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
-        exporter.export = slow_export
-    for count in range(600):  # 512 go out in the first batch, 88 stay queued
-        log.record_event(SCHEMA_ID, 1, {**EVENT, "user": "parent-before", "count": count})
-    deadline = time.monotonic() + 10
-    while not (exporting.is_set() or sink._busy.locked()):
-        assert time.monotonic() < deadline, "the first batch never went out"
-        time.sleep(0.001)
-    started = time.monotonic()
-    pid = os.fork()
-    if pid == 0:  # child: it must not inherit an export under way
-        code = 3 if exporting.is_set() else 1
-        try:
-            if code == 1:
+    def _serve(self, client: socket.socket) -> None:
+        with client, contextlib.suppress(OSError):
+            first = client.recv(65536)
+            self.holding.set()
+            self.release.wait()
+            with socket.create_connection(("127.0.0.1", self.upstream)) as upstream:
+                upstream.sendall(first)
+                back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+                back.start()
+                _pump(client, upstream)
+                back.join(10)
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.close()
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            target.sendall(data)
+        target.shutdown(socket.SHUT_WR)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_fork_never_waits_for_an_export_in_flight_and_each_event_arrives_once(
+    collector: Collector, protocol: str, figures: Any
+) -> None:
+    upstream = int(endpoint(collector, protocol).rsplit(":", 1)[1])
+    proxy = HoldingProxy(upstream)
+    service = unique()
+    try:
+        log = otlp_log(
+            f"http://127.0.0.1:{proxy.port}",
+            otlp_protocol=protocol,
+            service_name=service,
+            otlp_timeout=15.0,
+        )
+        for count in range(600):  # a batch of 512 goes out at once and is held
+            log.record_event(SCHEMA_ID, 1, {**EVENT, "user": "parent-before", "count": count})
+        assert proxy.holding.wait(10), "the first batch never went out"
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:  # child: a fresh sink of its own, nothing of the parent's
+            code = 1
+            try:
+                fresh = log.otel_dropped == 0 and log._otel is not None and not log._otel.queued
                 for count in range(100):
                     log.record_event(SCHEMA_ID, 1, {**EVENT, "user": "child", "count": count})
-                code = 0 if log.flush(10) and log.otel_dropped == 0 else 2
-        finally:
-            os._exit(code)
-    fork_waited = time.monotonic() - started
-    queued_at_fork = 600 - sink.exported
-    for count in range(100):
-        log.record_event(SCHEMA_ID, 1, {**EVENT, "user": "parent-after", "count": count})
-    assert log.flush(20)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    assert code != 3, "the child was forked in the middle of an export"
-    assert code == 0
-    if not subprocess_export:  # the fork came between the first batch and the second
-        assert queued_at_fork == 88
-    log.shutdown(5)
+                code = 0 if fresh and log.flush(20) and log.otel_dropped == 0 else 2
+            finally:
+                os._exit(code)
+        fork_seconds = time.monotonic() - started
+        proxy.release.set()
+        for count in range(100):
+            log.record_event(SCHEMA_ID, 1, {**EVENT, "user": "parent-after", "count": count})
+        assert log.flush(20)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        log.shutdown(5)
+    finally:
+        proxy.close()
+    assert fork_seconds < 1.0, f"fork() took {fork_seconds:.2f} s with an export held"
     collector.wait_for_logs(800, predicate=of_service(service))
     received = _users(collector, service)
     assert max(received.values()) == 1, "an event arrived twice"
@@ -387,38 +409,64 @@ def test_fork_waits_for_the_batch_in_hand_and_each_event_arrives_once(
     }
     figures(
         protocol=protocol,
-        export="process" if subprocess_export else "thread",
-        queued_at_fork=queued_at_fork,
-        fork_waited_seconds=round(fork_waited, 2),
+        fork_seconds=round(fork_seconds, 3),
         offered=800,
         delivered_distinct=len(received),
         duplicates=sum(received.values()) - len(received),
     )
 
 
-def test_a_fork_does_not_wait_for_the_export_process_retrying_a_dead_collector(
-    figures: Any,
-) -> None:
+def test_a_fork_does_not_wait_for_an_exporter_retrying_a_dead_collector(figures: Any) -> None:
     log = otlp_log(f"http://127.0.0.1:{closed_port()}", otlp_timeout=5.0)
     sink = log._otel
     assert sink is not None
-    for count in range(600):  # a batch of 512 goes to the export process, which retries
+    core = sink._core
+    for count in range(600):  # a batch of 512 goes out at once and is retried
         log.record_event(SCHEMA_ID, 1, {**EVENT, "count": count})
     deadline = time.monotonic() + 10
-    while not sink._busy.locked() and time.monotonic() < deadline:
+    while core.taken == core.settled and time.monotonic() < deadline:
         time.sleep(0.001)
-    assert sink._busy.locked(), "the batch never went out"
+    assert core.taken > core.settled, "the batch never went out"
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:
         os._exit(0)
     fork_seconds = time.monotonic() - started
     os.waitpid(pid, 0)
-    still_busy = sink._busy.locked()
+    in_flight = core.taken > core.settled
     log.shutdown(0.5)
-    assert still_busy, "the export ended before the fork could be measured"
-    assert fork_seconds < 1.0, f"fork waited {fork_seconds:.2f} s for an export in another process"
+    assert in_flight, "the export ended before the fork could be measured"
+    assert fork_seconds < 1.0, f"fork waited {fork_seconds:.2f} s for an export under way"
     figures(fork_seconds=round(fork_seconds, 3), otlp_timeout=5.0, export_in_flight=512)
+
+
+def test_a_fork_does_not_wait_for_an_applications_provider_exporting(figures: Any) -> None:
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+
+    with socket.create_server(("127.0.0.1", 0)) as hung:  # accepts, never answers
+        provider = LoggerProvider(shutdown_on_exit=False)
+        exporter = OTLPLogExporter(
+            endpoint=f"http://127.0.0.1:{hung.getsockname()[1]}/v1/logs", timeout=4
+        )
+        provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+        log = EventLog(handlers=[], allowed_schemas=[SCHEMA_ID], logger_provider=provider)
+        log.register_schema(SCHEMA)
+        log.record_event(SCHEMA_ID, 1, EVENT)  # our worker emits; the app's export hangs
+        hung.settimeout(10)
+        request, _ = hung.accept()
+        assert request.recv(1)
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        fork_seconds = time.monotonic() - started
+        os.waitpid(pid, 0)
+        request.close()
+        log.shutdown(0.5)
+    assert fork_seconds < 1.0, f"fork waited {fork_seconds:.2f} s for the application's export"
+    figures(fork_seconds=round(fork_seconds, 3))
 
 
 def test_an_eventlog_shut_down_before_a_fork_stays_down_in_the_child() -> None:
@@ -428,7 +476,9 @@ def test_an_eventlog_shut_down_before_a_fork_stays_down_in_the_child() -> None:
     if pid == 0:
         code = 1
         try:
-            workers = [t for t in threading.enumerate() if t.name == "jupyter_telemetry.otel"]
+            workers = [
+                t for t in threading.enumerate() if t.name.startswith("jupyter_telemetry.otel")
+            ]
             log.record_event(SCHEMA_ID, 1, EVENT)
             code = 0 if not workers and log.otel_dropped == 1 else 2
         finally:
@@ -492,10 +542,9 @@ def test_forks_under_a_steady_stream_duplicate_and_lose_nothing(
 # -- a collector that hangs ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("subprocess_export", [True, False], ids=["process", "thread"])
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_hung_collector_bounds_shutdown_and_every_record_is_counted_once(
-    protocol: str, subprocess_export: bool, caplog: pytest.LogCaptureFixture, figures: Any
+    protocol: str, caplog: pytest.LogCaptureFixture, figures: Any
 ) -> None:
     # It accepts connections and never answers: an export in flight blocks until
     # otlp_timeout, and an in-thread HTTP request cannot be interrupted.
@@ -507,7 +556,6 @@ def test_a_hung_collector_bounds_shutdown_and_every_record_is_counted_once(
             f"http://127.0.0.1:{hung.getsockname()[1]}",
             otlp_protocol=protocol,
             otlp_timeout=otlp_timeout,
-            otlp_subprocess=subprocess_export,
         )
         sink = log._otel
         assert sink is not None
@@ -523,7 +571,8 @@ def test_a_hung_collector_bounds_shutdown_and_every_record_is_counted_once(
         log.shutdown(1.0)
         seconds = time.monotonic() - started
         at_shutdown = log.otel_dropped
-        sink._worker.join(otlp_timeout + 5)  # the abandoned export ends in its own time
+        for worker in sink._core.threads:  # an abandoned export ends in its own time
+            worker.join(otlp_timeout + 5)
         later = log.otel_dropped
         request.close()
     assert seconds < 1.0 + 1.0, f"shutdown(1.0) took {seconds:.2f} s"
@@ -532,11 +581,10 @@ def test_a_hung_collector_bounds_shutdown_and_every_record_is_counted_once(
     assert "600 OpenTelemetry log record(s) were not delivered" in caplog.text
     figures(
         protocol=protocol,
-        export="process" if subprocess_export else "thread",
         offered=600,
         delivered=0,
         dropped=later,
-        dropped_at_shutdown=sink.dropped_at_shutdown,
+        dropped_by_reason=log.otel_dropped_by_reason,
         shutdown_timeout=1.0,
         shutdown_seconds=round(seconds, 2),
     )

@@ -97,7 +97,8 @@ def test_eight_threads_into_one_eventlog_lose_nothing_silently(
         assert len(bodies) == received, "an event arrived twice"
         assert received + log.otel_dropped == TOTAL
         assert received > 0, "nothing was delivered"
-        assert sink.dropped_export_failed == sink.dropped_at_shutdown == 0, (
+        reasons = log.otel_dropped_by_reason
+        assert reasons["export_failed"] == reasons["unsent_at_shutdown"] == 0, (
             "a drop was not a full queue"
         )
         if queue_size >= TOTAL:
@@ -111,9 +112,7 @@ def test_eight_threads_into_one_eventlog_lose_nothing_silently(
         written_file=len(lines),
         delivered=received,
         dropped=log.otel_dropped,
-        dropped_queue_full=sink.dropped_queue_full,
-        dropped_export_failed=sink.dropped_export_failed,
-        dropped_at_shutdown=sink.dropped_at_shutdown,
+        dropped_by_reason=log.otel_dropped_by_reason,
         record_seconds=round(recorded_seconds, 2),
         events_per_second=round(TOTAL / recorded_seconds),
         flush_seconds=round(flush_seconds, 2),
@@ -158,4 +157,65 @@ def test_a_million_events_with_the_collector_down_keep_memory_bounded(figures: A
         rss_growth_mib=round(growth, 1),
         seconds=round(seconds, 1),
         events_per_second=round(events / seconds),
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_a_burst_from_eight_threads_arrives_whole_with_default_settings(
+    tmp_path: Path, protocol: str, figures: Any
+) -> None:
+    threads, per_thread = 8, 5_000
+    total = threads * per_thread
+    collector = Collector(tmp_path / "collector")
+    collector.start()
+    try:
+        service = f"burst-{uuid.uuid4().hex[:8]}"
+        log = EventLog(
+            handlers=[logging.FileHandler("/dev/null")],
+            allowed_schemas=[SCHEMA_ID],
+            otlp_endpoint=collector.grpc_endpoint
+            if protocol == "grpc"
+            else collector.http_endpoint,
+            otlp_protocol=protocol,
+            service_name=service,
+        )
+        log.register_schema(SCHEMA)
+        before = rss_mib()
+        start = threading.Barrier(threads + 1)
+
+        def work(thread: int) -> None:
+            start.wait()
+            for i in range(per_thread):
+                log.record_event(SCHEMA_ID, 1, {**EVENT, "count": thread * per_thread + i})
+
+        workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+        for worker in workers:
+            worker.start()
+        start.wait()
+        started = time.monotonic()
+        peak = before
+        while any(worker.is_alive() for worker in workers):
+            peak = max(peak, rss_mib())
+            time.sleep(0.05)
+        recorded = time.monotonic() - started
+        assert log.flush(120)
+        delivered_seconds = time.monotonic() - started
+        peak = max(peak, rss_mib())
+        assert log.otel_dropped == 0, log.otel_dropped_by_reason
+        received = collector.wait_for_log_count(total, timeout=120)
+        log.shutdown(5)
+        counts = Counter(r.body["count"] for r in collector.logs())
+        assert received == total and set(counts) == set(range(total)) and max(counts.values()) == 1
+    finally:
+        collector.stop()
+    figures(
+        protocol=protocol,
+        offered=total,
+        delivered=received,
+        dropped=0,
+        record_seconds=round(recorded, 2),
+        flushed_seconds=round(delivered_seconds, 2),
+        rss_before_mib=round(before, 1),
+        rss_peak_mib=round(peak, 1),
     )

@@ -1,43 +1,46 @@
 """The OpenTelemetry sink: each recorded event becomes one OTel log record.
 
-This package holds every OpenTelemetry import of jupyter_telemetry; the OTel
-logs API is still underscore-private and moves between minor releases, so
-the tested range is pinned in pyproject.toml.
+This package holds every OpenTelemetry import of jupyter_telemetry, and
+importing it imports none: ``_config`` decides from traits and ``OTEL_*``
+variables whether there is any OTel output, and only then does ``EventLog``
+import ``_sink`` (and with it the SDK, protobuf and grpc).
 
-Mapping: ``event_name`` is the schema ``$id``; ``body`` is the event exactly
-as written to the JSON line (decoded from that line, so a value OTLP cannot
-encode never reaches an exporter); ``timestamp`` is ``__timestamp__``;
-severity INFO; attributes ``jupyter.event.schema_id``,
-``jupyter.event.schema_version`` and ``jupyter.event.metadata_version``; the
-trace and span ids of the span active when the event was recorded.
+Mapping: ``event_name`` is the schema ``$id``; ``body`` is the event map as
+written to the JSON line (capsule keys removed); ``timestamp`` is
+``__timestamp__``; severity INFO; attributes ``jupyter.event.schema_id``,
+``jupyter.event.schema_version`` (as given: int or str) and
+``jupyter.event.metadata_version``; the trace and span ids of the span active
+when the event was recorded. Values OTLP cannot hold travel in the form
+``_records`` documents (big ints as strings, deep nesting as JSON text,
+out-of-range timestamps in ``jupyter.event.timestamp``).
 
-Modules: ``_sink`` (the queue and worker thread every EventLog with OTel
-output has), ``_export`` (record building, the provider and exporter an
-EventLog builds, the OTLP encoder), ``_process`` (the export process that
-runs that provider and exporter away from the application's GIL).
+Modules: ``_config`` (settings, OTel-free), ``_records`` (event → record
+values; ``Logger.emit``), ``_encode`` (event → OTLP bytes), ``_transport``
+and ``_grpc`` (the SDK's exporters and their optional seams), ``_pipelines``
+(what a worker does with a batch), ``_sink`` (queue, workers, counters),
+``_lifetime`` (exit, fork and multiprocessing hooks).
 """
 
-from ._export import (
+from ._config import (
     METADATA,
+    PAYLOAD,
     PROTOCOLS,
     SCHEMA_ID,
     SCHEMA_VERSION,
     SCOPE,
+    TIMESTAMP,
     OTLPSettings,
-    encode_logs,
+    global_provider,
 )
-from ._sink import MAX_BATCH_BYTES, PAYLOAD, OTelSink, installed_provider
 
 __all__ = [
-    "MAX_BATCH_BYTES",
     "METADATA",
     "PAYLOAD",
     "PROTOCOLS",
     "SCHEMA_ID",
     "SCHEMA_VERSION",
     "SCOPE",
+    "TIMESTAMP",
     "OTLPSettings",
-    "OTelSink",
-    "encode_logs",
-    "installed_provider",
+    "global_provider",
 ]

@@ -1,80 +1,313 @@
-"""The OpenTelemetry sink: a bounded queue in front of one worker thread.
+"""The OpenTelemetry sink: a bounded queue in front of its worker threads.
 
-``record_event`` only appends ``(emission, context)`` to the queue. The worker
-takes batches (at most ``max_batch_size`` records and MAX_BATCH_BYTES of
-JSON) and either emits them through the application's provider with
-``Logger.emit`` (its processors export), or hands them to the pipeline of a
-provider the EventLog built: the export process by default, an in-thread
-:class:`OwnedPipeline` otherwise. Every record that is not delivered is
-counted, whichever thread gives up on it.
+``record_event`` only appends a small :class:`~._records.Item` to the queue
+(O(1), under a lock held for that append only). Worker threads take batches
+(at most ``max_batch_size`` records and MAX_BATCH_BYTES of JSON) and either
+``Logger.emit`` them into the application's provider (one worker: its
+processors export), or encode and export them themselves (two workers, each
+with its own exporter, so one encodes while the other's batch is in flight).
+
+Lifetime: the threads hold the sink's :class:`_Core`, never the sink, so an
+EventLog that is garbage-collected stops them (a finaliser); one exit hook
+stops every sink together, bounded by the largest ``exit_timeout``;
+``multiprocessing`` children flush through multiprocessing's own finalisers
+(they end with ``os._exit``); after ``os.fork()`` the child starts afresh
+(the parent's queue is the parent's to send) and the parent never waits.
 """
 
 from __future__ import annotations
 
-import atexit
 import collections
 import logging
-import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable
 
 import orjson
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry._logs import LoggerProvider as APILoggerProvider
-from opentelemetry._logs import get_logger_provider
-from opentelemetry.sdk._logs import LoggerProvider
 
-from ..._version import __version__
 from .. import Emission
-from ._export import SCOPE, OTLPSettings, OwnedPipeline, Records, attributes, body
-from ._process import ExportProcess
+from ._config import PAYLOAD, OTLPSettings
+from ._encode import Encoder
+from ._lifetime import CORES, PARKED, install
+from ._pipelines import Counts, Emitting, Owned, Pipeline
+from ._records import TIME_LIMIT, Item, attributes, split
+from ._transport import Transport, resource
 
-PAYLOAD = "jupyter.event.payload"  # span events only: their attributes cannot hold a map
 MAX_BATCH_BYTES = 1_000_000  #: UTF-8 bytes of JSON per export request (a bigger event goes alone)
+REASONS = ("queue_full", "export_failed", "unencodable", "unsent_at_shutdown")
 
 _diagnostics = logging.getLogger("jupyter_telemetry")
 
 
-def installed_provider() -> APILoggerProvider | None:
-    """The application's global logger provider, if it installed an SDK one."""
-    provider = get_logger_provider()
-    return provider if isinstance(provider, LoggerProvider) else None
+class _Core:
+    """Queue, counters and threads of one sink. Threads reference this, not the sink."""
+
+    def __init__(
+        self,
+        new_pipeline: Callable[[Callable[[str], None]], Pipeline],
+        workers: int,
+        max_queue_size: int,
+        max_queue_bytes: int,
+        max_batch_size: int,
+        schedule_delay: float,
+        exit_timeout: float,
+        target: str,
+    ) -> None:
+        self.new_pipeline = new_pipeline
+        self.workers = workers
+        self.max_queue_size, self.max_queue_bytes = max_queue_size, max_queue_bytes
+        self.batch_size, self.delay = max_batch_size, schedule_delay
+        self.exit_timeout = exit_timeout
+        self.target = target
+        self.stopping = False
+        self._fresh()
+
+    def _fresh(self) -> None:
+        """Everything per process: a forked child calls this again, so it starts empty."""
+        self.lock = threading.Lock()
+        self.settled_cond = threading.Condition(self.lock)
+        self.take_lock = threading.Lock()
+        self.wake = threading.Event()
+        self.queue: collections.deque[Item] = collections.deque()
+        self.queued_bytes = self.accepted = self.taken = self.settled = self.exported = 0
+        self.dropped = dict.fromkeys(REASONS, 0)
+        self.flushing = 0
+        self.abandoned = self.stopping
+        self.drops_reported = False
+        self.stop_deadline = float("inf")
+        self.streaks: set[str] = set()
+        self.pipelines: list[Pipeline] = []
+        self.threads: list[threading.Thread] = []
+
+    def start(self, first: Pipeline | None) -> None:
+        """Start the workers; ``first``, if given, is the first one's pipeline."""
+        if first is not None:
+            self.pipelines.append(first)
+        self.threads = [
+            threading.Thread(
+                target=_work,
+                args=(self, first if n == 0 else None),
+                name=f"jupyter_telemetry.otel-{n}",
+                daemon=True,
+            )
+            for n in range(self.workers)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    # -- reporting: once per streak ----------------------------------------------
+
+    def report(self, reason: str) -> None:
+        if reason in self.streaks:
+            return
+        self.streaks.add(reason)
+        messages = {
+            "queue_full": "the OpenTelemetry queue is full: new events are not exported",
+            "export_failed": f"exporting to {self.target} failed (after the exporter's retries)",
+            "unencodable": "an event could not be made into an OTel log record",
+        }
+        _diagnostics.warning(
+            "jupyter_telemetry: %s; counted in otel_dropped, reported again after the next "
+            "success; the JSON-lines file holds every event",
+            messages[reason],
+            exc_info=reason == "unencodable",
+        )
+
+    # -- the callers' side ----------------------------------------------------------
+
+    def put(self, item: Item) -> None:
+        size = len(item.line)
+        with self.lock:
+            if self.stopping:
+                self.dropped["unsent_at_shutdown"] += 1
+                return
+            queue = self.queue
+            if len(queue) >= self.max_queue_size or (
+                queue and self.queued_bytes + size > self.max_queue_bytes
+            ):
+                self.dropped["queue_full"] += 1
+                full = True
+            else:
+                queue.append(item)
+                self.accepted += 1
+                self.queued_bytes += size
+                full = False
+            waiting = len(queue)
+        if full:
+            self.report("queue_full")
+        elif waiting >= self.batch_size:
+            self.wake.set()
+
+    # -- the workers' side ---------------------------------------------------------
+
+    def next_batch(self) -> list[Item] | None:
+        """The next batch to send; ``None`` when the worker should end."""
+        while True:
+            if self.abandoned:
+                return None
+            urgent = self.stopping or self.flushing
+            if self.stopping and time.monotonic() > self.stop_deadline:
+                self.abandon()  # a dropped sink's time is up
+                self.report_drops()
+                return None
+            if len(self.queue) >= self.batch_size or (urgent and self.queue):
+                batch = self._take()
+                if batch:
+                    return batch
+                continue
+            if self.stopping:
+                return None
+            self.wake.clear()
+            if len(self.queue) >= self.batch_size or (self.flushing and self.queue):
+                continue
+            if not self.wake.wait(self.delay) and self.queue:
+                batch = self._take()
+                if batch:
+                    return batch
+
+    def _take(self) -> list[Item]:
+        """At most ``batch_size`` records and MAX_BATCH_BYTES of JSON (collectors refuse big
+        requests, losing every record in them: a big event travels alone)."""
+        batch: list[Item] = []
+        size = 0
+        with self.take_lock:
+            queue = self.queue
+            while queue and len(batch) < self.batch_size:
+                line = queue[0].line
+                length = len(line) if line.isascii() else len(line.encode("utf-8", "replace"))
+                if batch and size + length > MAX_BATCH_BYTES:
+                    break
+                try:
+                    batch.append(queue.popleft())
+                except IndexError:  # shutdown cleared the queue meanwhile
+                    break
+                size += length
+        with self.lock:
+            self.queued_bytes -= sum(len(item.line) for item in batch)
+            self.taken += len(batch)
+        if not self.queue:
+            self.streaks.discard("queue_full")
+        return batch
+
+    def settle(self, count: int, counts: Counts) -> None:
+        exported, failed, bad = counts
+        with self.settled_cond:
+            if not self.abandoned:  # else shutdown counted these as unsent
+                self.settled += count
+                self.exported += exported
+                self.dropped["export_failed"] += failed
+                self.dropped["unencodable"] += bad
+            self.settled_cond.notify_all()
+        if failed:
+            self.report("export_failed")
+        elif exported:
+            self.streaks.discard("export_failed")
+        if not bad:
+            self.streaks.discard("unencodable")
+
+    # -- stopping ------------------------------------------------------------------
+
+    def begin_stop(self, deadline: float | None = None) -> None:
+        """Stop taking events; the workers send what is queued until ``deadline``, then end."""
+        with self.lock:
+            if self.stopping:
+                return
+            self.stopping = True
+            self.stop_deadline = deadline or time.monotonic() + self.exit_timeout
+        self.wake.set()
+
+    def wait_settled(self, deadline: float) -> bool:
+        with self.settled_cond:
+            target = self.accepted
+            return self.settled_cond.wait_for(
+                lambda: self.settled >= target or self.abandoned,
+                max(0.0, deadline - time.monotonic()),
+            )
+
+    def abandon(self) -> int:
+        """Give up: count what is queued or in flight as unsent; returns that count."""
+        with self.settled_cond:
+            if self.abandoned:
+                return 0
+            self.abandoned = True
+            unsent = self.accepted - self.settled
+            self.dropped["unsent_at_shutdown"] += unsent
+            self.queue.clear()
+            self.settled_cond.notify_all()
+        self.wake.set()
+        return unsent
+
+    def finish_stop(self, deadline: float) -> None:
+        """After :meth:`begin_stop`: wait until ``deadline`` at most, then give up and report."""
+        self.wait_settled(deadline)
+        self.abandon()
+        for pipeline in list(self.pipelines):  # interrupts a retry back-off under way
+            pipeline.shutdown()
+        for thread in self.threads:
+            if thread.is_alive() and thread is not threading.current_thread():
+                thread.join(max(0.0, min(0.5, deadline - time.monotonic())))
+        self.report_drops()
+
+    def report_drops(self) -> None:
+        """One warning with every count, once: by whoever gave up on the queue."""
+        dropped = sum(self.dropped.values())
+        if dropped and not self.drops_reported:
+            self.drops_reported = True
+            _diagnostics.warning(
+                "jupyter_telemetry: %d OpenTelemetry log record(s) were not delivered (%s); "
+                "the JSON-lines file still holds every event",
+                dropped,
+                ", ".join(f"{reason.replace('_', ' ')}: {n}" for reason, n in self.dropped.items()),
+            )
+
+    def after_fork_in_child(self) -> None:
+        # The parent's exporters and queue are the parent's: park them, never touch them.
+        PARKED.extend(self.pipelines)
+        self._fresh()
+        if not self.stopping:  # a sink the parent shut down stays shut down
+            self.start(None)
 
 
-class _Pipeline(Protocol):
-    """Where the worker sends the batches of a provider the EventLog built."""
-
-    #: whether ``os.fork()`` may come while :meth:`send` is under way
-    fork_safe: bool
-
-    def send(self, batch: Sequence[tuple[Emission, Any]]) -> tuple[int, int]:
-        """Emit and export ``batch``; ``(exported, failed)``. Never raises."""
-
-    def shutdown(self, idle: bool) -> None:
-        """Stop; ``idle``: no thread is in :meth:`send`."""
-
-    def forget(self) -> None:
-        """In a forked child: let go of what belongs to the parent."""
+def _work(core: _Core, pipeline: Pipeline | None) -> None:
+    """A worker thread: never dies of an exception, counts every record it takes."""
+    try:
+        while True:
+            try:
+                batch = core.next_batch()
+            except Exception:  # pragma: no cover - defensive: keep the worker alive
+                _diagnostics.exception("jupyter_telemetry: OTel worker error")
+                time.sleep(core.delay)
+                continue
+            if batch is None:
+                return
+            try:
+                if pipeline is None:
+                    pipeline = core.new_pipeline(core.report)
+                    core.pipelines.append(pipeline)
+                counts = pipeline.send(batch)
+            except Exception:
+                core.report("export_failed")
+                counts = (0, len(batch), 0)
+            core.settle(len(batch), counts)
+            del batch
+    finally:
+        if pipeline is not None and not core.abandoned:
+            pipeline.shutdown()
 
 
 class OTelSink:
     """Emit each event as an OTel log record, off the caller's thread.
 
     Either ``provider`` (the application's: its processors export, the sink
-    only flushes it) or ``settings`` (the EventLog builds the provider and
-    exporter; ``subprocess`` runs them in the export process, else on the
-    worker thread). Counters: :attr:`exported`, and :attr:`dropped` = queue
-    full + export failed (after the exporter's own retries) + not delivered by
-    shutdown; each record counts once, whichever thread gives up on it.
-
-    Unless the export process sends, ``os.fork()`` waits (at most
-    ``export_timeout`` + 1 s) for the batch the worker has in hand: gRPC
-    forbids a fork during a call, and a child forked mid-call hangs or sends
-    the parent's batch a second time.
+    only flushes it) or ``settings`` (the sink builds its own exporters; the
+    first is built here, so a configuration the SDK refuses raises now).
+    Counters: :attr:`exported`, :attr:`dropped` and :attr:`dropped_by_reason`
+    (``queue_full``, ``export_failed``, ``unencodable``, ``unsent_at_shutdown``);
+    each record counts once, whichever thread gives up on it.
     """
 
     def __init__(
@@ -82,274 +315,131 @@ class OTelSink:
         provider: APILoggerProvider | None = None,
         *,
         settings: OTLPSettings | None = None,
-        subprocess: bool = True,
         span_events: bool = False,
-        max_queue_size: int = 2048,
+        max_queue_size: int = 65536,
+        max_queue_bytes: int = 64 * 2**20,
         max_batch_size: int = 512,
         schedule_delay: float = 0.5,
         exit_timeout: float = 5.0,
-        export_timeout: float = 10.0,
     ) -> None:
         if (provider is None) == (settings is None):
             raise TypeError("OTelSink needs either a provider or OTLP settings")
         self.provider = provider
         self.owned = settings is not None
-        self._records: Records | None = None
-        self._pipeline_factory: Callable[[], _Pipeline] | None = None
-        if provider is not None:
-            self._records = Records(provider.get_logger(SCOPE, __version__), _report_emit)
-        elif settings is not None:
-            resource = settings.resource()  # once: a restarted export process keeps its identity
-            if subprocess:
-                self._pipeline_factory = lambda: ExportProcess(settings, resource)
-            else:
-                self._pipeline_factory = lambda: OwnedPipeline(settings, resource, _report_emit)
         self._span_events = span_events
-        self._max_queue_size = max_queue_size
-        self._batch_size = max_batch_size
-        self._delay = schedule_delay
-        self._fork_wait = export_timeout + 1.0
-        self._start()
-        _SINKS.add(self)
-        atexit.register(_shutdown_at_exit, weakref.ref(self), exit_timeout)
+        new_pipeline: Callable[[Callable[[str], None]], Pipeline]
+        if settings is not None:
+            res = resource(settings)
+            encoder = Encoder(dict(res.attributes), res.schema_url)
 
-    def _reset(self) -> None:
-        self.exported = self.dropped_queue_full = self.dropped_export_failed = 0
-        self._unsent_at_shutdown = self._refused_after_stop = 0
-        # Only the callers' drop counters: held for one increment, never while the
-        # worker works, so a caller dropping records never waits for the worker.
-        self._drop_lock = threading.Lock()
-        self._queue: collections.deque[tuple[Emission, Any]] = collections.deque()
-        # _lock: the counters, and the hand-over of records between worker and shutdown.
-        # _busy: held by the worker for a whole batch (taken, emitted, exported).
-        # _gate: closed by os.fork() so the worker cannot start batch after batch.
-        self._lock = threading.Lock()
-        self._busy = threading.Lock()
-        self._gate = threading.Lock()
-        self._fork_held = self._fork_gated = False
-        self._in_flight = 0  # records the worker took and has not counted yet
-        self._abandoned = False  # shutdown counted what is left: the worker counts no more
-        self._wake = threading.Event()
-        self._waiters_lock = threading.Lock()
-        self._waiters: list[threading.Event] = []
+            def new_pipeline(report: Callable[[str], None]) -> Pipeline:
+                return Owned(Transport(settings, res), encoder, report)
 
-    def _start(self) -> None:
-        self._reset()
-        self._stopping = False
-        self._pipeline = self._pipeline_factory() if self._pipeline_factory else None
-        self._worker = threading.Thread(
-            target=self._run, name="jupyter_telemetry.otel", daemon=True
-        )
-        self._worker.start()
-
-    # -- fork: the child starts empty, with its own thread and connection -------
-
-    def _before_fork(self) -> None:
-        self._fork_gated = self._pipeline is None or not self._pipeline.fork_safe
-        if self._fork_gated:
-            self._gate.acquire()
-            self._fork_held = self._busy.acquire(timeout=self._fork_wait)
-
-    def _after_fork_in_parent(self) -> None:
-        if self._fork_held:
-            self._fork_held = False
-            self._busy.release()
-        if self._fork_gated:
-            self._gate.release()
-
-    def _after_fork_in_child(self) -> None:
-        # What the parent queued is the parent's to send, with its export process
-        # or connection; a sink the parent shut down stays shut down.
-        if self._pipeline is not None:
-            self._pipeline.forget()
-            self._pipeline = None
-        if self._stopping:
-            self._reset()
-            self._abandoned = True
+            workers, target = 2, settings.endpoint
         else:
-            self._start()
+            assert provider is not None
 
-    # -- the caller's side: O(1), never blocks --------------------------------
+            def new_pipeline(report: Callable[[str], None]) -> Pipeline:
+                return Emitting(provider, report)
+
+            workers, target = 1, "the application's logger provider"
+        core = _Core(
+            new_pipeline,
+            workers,
+            max_queue_size,
+            max_queue_bytes,
+            max_batch_size,
+            schedule_delay,
+            exit_timeout,
+            target,
+        )
+        # An exporter the SDK refuses to build (a malformed OTEL_* value) raises here.
+        core.start(new_pipeline(core.report) if settings is not None else None)
+        self._core = core
+        CORES.add(core)
+        finaliser = weakref.finalize(self, core.begin_stop)
+        finaliser.atexit = False  # the exit hook stops every sink together
+        install()
+
+    # -- the caller's side: O(1), never blocks on I/O -----------------------------
 
     def emit(self, emission: Emission) -> None:
         if self._span_events:
             self._add_span_event(emission)
-        queue = self._queue
-        if len(queue) >= self._max_queue_size or self._stopping:
-            with self._drop_lock:  # callers on many threads: no increment may be lost
-                if self._stopping:
-                    self._refused_after_stop += 1
-                else:
-                    self.dropped_queue_full += 1
-            return
-        queue.append((emission, otel_context.get_current()))
-        if len(queue) >= self._batch_size:
-            self._wake.set()
+        self._core.put(
+            Item(
+                emission.line,
+                emission.time_ns,
+                emission.schema_id,
+                emission.version,
+                otel_context.get_current(),
+                time.time_ns(),
+            )
+        )
 
     def _add_span_event(self, emission: Emission) -> None:
         span = trace.get_current_span()
         if span.is_recording():
-            payload = orjson.dumps(body(emission)).decode()
+            payload = orjson.dumps(split(emission.line)[0]).decode()
             span.add_event(
                 emission.schema_id,
-                {**attributes(emission), PAYLOAD: payload},
-                timestamp=emission.time_ns,
+                {**attributes(emission.schema_id, emission.version), PAYLOAD: payload},
+                timestamp=emission.time_ns if 0 <= emission.time_ns < TIME_LIMIT else None,
             )
+
+    # -- counters --------------------------------------------------------------------
 
     @property
     def queued(self) -> int:
-        """Events waiting for the worker."""
-        return len(self._queue)
+        """Events waiting for a worker."""
+        return len(self._core.queue)
+
+    @property
+    def exported(self) -> int:
+        return self._core.exported
 
     @property
     def dropped(self) -> int:
-        return self.dropped_queue_full + self.dropped_export_failed + self.dropped_at_shutdown
+        return sum(self._core.dropped.values())
 
     @property
-    def dropped_at_shutdown(self) -> int:
-        """Records still queued or in flight when shutdown gave up, or offered after it."""
-        return self._unsent_at_shutdown + self._refused_after_stop
+    def dropped_by_reason(self) -> dict[str, int]:
+        """Records not delivered, per reason (a copy)."""
+        return dict(self._core.dropped)
 
-    # -- the worker's side ------------------------------------------------------
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(self._delay)
-            self._wake.clear()
-            stopping = self._stopping
-            with self._waiters_lock:
-                waiters, self._waiters = self._waiters, []
-            self._drain()
-            for waiter in waiters:
-                waiter.set()
-            if stopping or self._abandoned:
-                return
-
-    def _drain(self) -> None:
-        while self._queue:
-            with self._gate:
-                pass
-            with self._busy:
-                batch = self._take()
-                if not batch:
-                    return
-                exported, failed = self._send(batch)
-                with self._lock:
-                    self._in_flight = 0
-                    if not self._abandoned:
-                        self.exported += exported
-                        self.dropped_export_failed += failed
-
-    def _take(self) -> list[tuple[Emission, Any]]:
-        """The next batch: at most ``max_batch_size`` records and MAX_BATCH_BYTES of JSON.
-
-        Collectors refuse requests over 4 MiB by default, and one refused
-        request loses every record in it: an event that would take the batch
-        over the limit starts the next one, so a big event travels alone.
-        """
-        queue = self._queue
-        batch: list[tuple[Emission, Any]] = []
-        size = 0
-        with self._lock:
-            if self._abandoned:
-                return batch
-            while queue and len(batch) < self._batch_size:
-                line = queue[0][0].line
-                size += len(line) if line.isascii() else len(line.encode())
-                if batch and size > MAX_BATCH_BYTES:
-                    break
-                batch.append(queue.popleft())
-            self._in_flight = len(batch)
-        return batch
-
-    def _send(self, batch: list[tuple[Emission, Any]]) -> tuple[int, int]:
-        """Emit ``batch`` (and export it, for an owned provider); ``(exported, failed)``."""
-        if self._pipeline is not None:
-            return self._pipeline.send(batch)
-        assert self._records is not None
-        emitted = 0
-        for emission, context in batch:
-            emitted += self._records.emit(emission, context)
-        return 0, len(batch) - emitted
-
-    # -- Sink protocol ------------------------------------------------------------
+    # -- Sink protocol ------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Emit and export everything queued; ``True`` when it all got through in time."""
+        """Send everything queued; ``True`` when it all got through in time."""
+        core = self._core
         deadline = time.monotonic() + (30.0 if timeout is None else timeout)
-        if self._stopping or not self._worker.is_alive():
+        if core.stopping:
             return False
-        failed_before = self.dropped_export_failed
-        done = threading.Event()
-        with self._waiters_lock:
-            self._waiters.append(done)
-        self._wake.set()
-        if not done.wait(max(0.0, deadline - time.monotonic())):
+        failed_before = core.dropped["export_failed"] + core.dropped["unencodable"]
+        with core.lock:
+            core.flushing += 1
+        core.wake.set()
+        try:
+            done = core.wait_settled(deadline)
+        finally:
+            with core.lock:
+                core.flushing -= 1
+        if not done:
             return False
         if not self.owned:
             millis = int(max(0.0, deadline - time.monotonic()) * 1000)
             flush = getattr(self.provider, "force_flush", None)
-            return bool(flush(millis)) if flush else True
-        return self.dropped_export_failed == failed_before
+            if flush is not None and not flush(millis):
+                return False
+        return core.dropped["export_failed"] + core.dropped["unencodable"] == failed_before
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Send what is queued within ``timeout`` seconds, then stop; count what was left."""
-        if self._stopping:
+        core = self._core
+        if core.stopping:
             return
+        deadline = time.monotonic() + (30.0 if timeout is None else timeout)
         if not self.owned:
             self.flush(timeout)
-        deadline = time.monotonic() + (30.0 if timeout is None else timeout)
-        self._stopping = True
-        self._wake.set()
-        self._worker.join(max(0.0, deadline - time.monotonic()))
-        with self._lock:
-            # Time is up: what is queued, and the batch in hand if the worker is
-            # still at it, is not delivered; the worker leaves the counting to us.
-            self._abandoned = True
-            self._unsent_at_shutdown += len(self._queue) + self._in_flight
-            self._queue.clear()
-            self._in_flight = 0
-        if self._pipeline is not None:
-            # Interrupts an export still under way (a retry back-off, a hung collector).
-            self._pipeline.shutdown(idle=not self._worker.is_alive())
-            self._worker.join(0.5)
-        if self.dropped:
-            _diagnostics.warning(
-                "jupyter_telemetry: %d OpenTelemetry log record(s) were not delivered "
-                "(queue full: %d, export failed: %d, unsent at shutdown: %d); "
-                "the JSON-lines file still holds every event",
-                self.dropped,
-                self.dropped_queue_full,
-                self.dropped_export_failed,
-                self.dropped_at_shutdown,
-            )
-
-
-def _report_emit() -> None:
-    _diagnostics.exception("jupyter_telemetry: emitting an OTel log record failed")
-
-
-def _shutdown_at_exit(ref: weakref.ReferenceType[OTelSink], timeout: float) -> None:
-    # Bounded, unlike the SDK's own exit hook (30 s with the collector down).
-    sink = ref()
-    if sink is not None:
-        sink.shutdown(timeout)
-
-
-_SINKS: weakref.WeakSet[OTelSink] = weakref.WeakSet()
-
-
-def _for_every_sink(method: Callable[[OTelSink], None]) -> Callable[[], None]:
-    def hook() -> None:
-        for sink in list(_SINKS):
-            method(sink)
-
-    return hook
-
-
-if hasattr(os, "register_at_fork"):  # POSIX only
-    os.register_at_fork(
-        before=_for_every_sink(OTelSink._before_fork),
-        after_in_parent=_for_every_sink(OTelSink._after_fork_in_parent),
-        after_in_child=_for_every_sink(OTelSink._after_fork_in_child),
-    )
+        core.begin_stop(deadline)
+        core.finish_stop(deadline)
