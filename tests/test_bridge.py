@@ -54,7 +54,6 @@ def bridge(collector: Collector) -> Iterator[Any]:
     def make(**kwargs: Any) -> tuple[EventLogger, JupyterEventsHandler, str]:
         service = kwargs.setdefault("service_name", unique())
         kwargs.setdefault("otlp_endpoint", collector.grpc_endpoint)
-        kwargs.setdefault("otlp_subprocess", False)  # the export process: the config-file test
         handler = JupyterEventsHandler(**kwargs)
         made.append(handler)
         logger = EventLogger(handlers=[handler])
