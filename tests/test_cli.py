@@ -111,7 +111,7 @@ def test_invalid_event_is_exit_1_naming_file_schema_id_and_json_path(
     assert f"{good}: valid" in result.stdout  # every event is checked
     [message] = result.stderr.splitlines()
     assert message.startswith(f"jupyter-telemetry: {bad}: event for schema {SCHEMA_ID!r} version 1")
-    assert "$.context.kernel" in message and "is not of type 'string'" in message
+    assert "$.context.kernel" in message and 'is not of type "string"' in message
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ def test_invalid_event_is_exit_1_naming_file_schema_id_and_json_path(
         ({**EVENT, "__schema__": "x"}, "'__schema__' is reserved for the event capsule"),
         ([EVENT], "an event must be a JSON object, got list"),
         ({**EVENT, "count": -1}, "invalid at $.count: -1 is less than the minimum of 0"),
-        ({"path": "/x"}, "invalid at $: 'action' is a required property"),
+        ({"path": "/x"}, 'invalid at $: "action" is a required property'),
     ],
 )
 def test_events_record_event_would_refuse_are_invalid(
