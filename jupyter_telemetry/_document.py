@@ -37,6 +37,7 @@ class Shape:
     refs: list[tuple[Path, str, str]] = field(default_factory=list)  # (where, keyword, value)
     anchors: dict[str, Path] = field(default_factory=dict)
     property_names: list[tuple[Path, str]] = field(default_factory=list)
+    patterns: list[tuple[Path, str]] = field(default_factory=list)  # pattern, patternProperties
     #: a subschema with its own base URI, or a dynamic reference: resolution is not ours
     opaque: bool = False
     depth: int = 0
@@ -98,6 +99,11 @@ def _note(node: dict[str, Any], path: Path, shape: Shape) -> None:
             shape.opaque = True
     if isinstance(node.get("properties"), dict):
         shape.property_names.extend((path, name) for name in node["properties"])
+    if isinstance(node.get("pattern"), str):
+        shape.patterns.append(((*path, "pattern"), node["pattern"]))
+    if isinstance(node.get("patternProperties"), dict):
+        where = (*path, "patternProperties")
+        shape.patterns.extend((where, pattern) for pattern in node["patternProperties"])
 
 
 def _text(text: str, path: Path, where: str) -> str:
@@ -121,10 +127,15 @@ def _refuse(where: str, path: Path, node: Any) -> Any:
 
 
 def max_event_depth(shape: Shape) -> int:
-    """0 when validation cannot recurse through references; else the deepest event to allow."""
-    if not _recursive(shape):
+    """The deepest event to validate; 0 when the encoder's own limit is low enough.
+
+    Only a schema whose references recurse lets the validator descend as deep
+    as the event goes.
+    """
+    limit = _FRAME_BUDGET // max(1, shape.depth)
+    if limit >= MAX_EVENT_DEPTH or not _recursive(shape):
         return 0
-    return max(1, min(MAX_EVENT_DEPTH, _FRAME_BUDGET // max(1, shape.depth)))
+    return max(1, limit)
 
 
 def _recursive(shape: Shape) -> bool:

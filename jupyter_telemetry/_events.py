@@ -1,18 +1,19 @@
 """How Python event values map onto the JSON the validator judges.
 
-The validator reads ``dict`` (string keys), ``list`` and ``tuple`` (both JSON
-arrays, as they are written), ``str``, ``int`` (any size), ``float``, ``bool``
-and ``None``, subclasses of these included (``enum.StrEnum``, ``IntEnum``,
-``OrderedDict``, ``numpy.float64``...), each as the JSON value it stands for.
-Anything else where the verdict depends on it (a set, bytes, a date, a
-``Decimal``, ``numpy.int64``, a lone surrogate, a non-string key, NaN or
-Infinity, nesting past :data:`MAX_EVENT_DEPTH`) is an
-:class:`EventSerializationError`. These checks run only once the validator
-has failed or stumbled: a valid plain event pays nothing for them.
+An event of exact JSON types passes through untouched: ``dict`` (string
+keys), ``list`` and ``tuple`` (both arrays, as they are written), ``str``,
+``int``, ``float``, ``bool``, ``None``, and enum members (as their values).
+Subclasses of these (``OrderedDict``, a ``str`` subclass, ``numpy.float64``)
+are validated as the plain values they stand for, through a copy. Anything
+else (a set, bytes, a date, a ``Decimal``, ``uuid.UUID``, ``numpy.int64``, a
+lone surrogate, a non-string key, NaN or Infinity, an int outside 64 bits,
+nesting past :data:`MAX_EVENT_DEPTH`) is an :class:`EventSerializationError`
+naming its path. Only events that are not plain pay for these walks.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Any
 
@@ -64,7 +65,11 @@ def _plain(value: Any, path: list[str | int], where: str) -> Any:
         return _text(value, path, where)
     if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, enum.Enum):
+        return _plain(value.value, path, where)
     if isinstance(value, int):
+        if not fits_a_line(value):
+            raise unreadable(where, path, f"{value!r} does not fit a JSON line's 64-bit integers")
         return int.__int__(value)
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -92,3 +97,8 @@ def unreadable(where: str, path: Any, what: Any) -> EventSerializationError:
 def json_path(path: list[str | int]) -> str:
     """jsonschema's own spelling of a path: ``$.a[0]['b c']``."""
     return jsonschema.ValidationError("", path=path).json_path
+
+
+def fits_a_line(number: int) -> bool:
+    """Whether the encoder can write ``number``: 64 bits, signed or not."""
+    return -(2**63) <= number < 2**64

@@ -16,6 +16,7 @@ from typing import Any
 
 import jsonschema
 import jsonschema_rs
+import orjson
 import referencing
 import referencing.exceptions
 import referencing.jsonschema
@@ -39,7 +40,12 @@ _COMPILERS: dict[type[Any], type[jsonschema_rs.Validator]] = {
     jsonschema.Draft201909Validator: jsonschema_rs.Draft201909Validator,
     jsonschema.Draft202012Validator: jsonschema_rs.Draft202012Validator,
 }
-_INT_VERSIONS = range(-(2**63), 2**64)  # what a JSON line can hold as an integer
+_ECMA_262 = jsonschema_rs.Draft7Validator({"format": "regex"}, validate_formats=True)
+_EXACT_JSON = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
 
 
 def _version_key(version: object) -> str:
@@ -67,41 +73,35 @@ class Schema:
         return (self.id, _version_key(self.version))
 
     def validate(self, event: Any) -> None:
-        """Raise unless ``event`` matches the schema; never mutates it.
+        """Raise unless ``event`` is JSON data that matches the schema; never mutates it.
 
         Raises :class:`EventValidationError` for an event that does not match
-        (or, for a recursive schema, is nested deeper than it validates), and
+        (or is nested deeper than a deep recursive schema validates), and
         :class:`EventSerializationError` for one holding a value that is not
-        JSON data where the verdict depends on it (see ``_events``).
+        JSON data or that a JSON line cannot hold (see ``_events``). NaN and
+        Infinity read as null: where the verdict does not depend on them, the
+        renderer refuses them instead.
         """
-        if self._max_depth and _events.deeper_than(event, self._max_depth):
-            if self._max_depth == _document.MAX_EVENT_DEPTH:  # could never be written
-                raise _events.unreadable(
-                    self._where(), "$", f"nested more than {self._max_depth} levels deep"
-                )
+        checked = event
+        try:
+            # At C speed: only exact JSON types (and enum members) within the
+            # encoder's limits pass. The validator misreads subclasses in places.
+            orjson.dumps(event, option=_EXACT_JSON)
+        except TypeError:
+            checked = _events.plain(event, self._where())  # subclasses as their values
+        if self._max_depth and _events.deeper_than(checked, self._max_depth):
             raise self.reject(
                 f"the event is nested too deeply (more than {self._max_depth} levels) for "
                 "this recursive schema to validate",
                 event,
             )
         try:
-            self._validator.validate(event)
-            return
+            self._validator.validate(checked)
         except jsonschema_rs.ValidationError as exc:
-            error = exc
-        except (ValueError, TypeError, OverflowError) as exc:
-            error = None  # a value the validator cannot read: look for it
-            cause: Exception = exc
-        plain = _events.plain(event, self._where())  # raises EventSerializationError
-        if error is None:
-            try:
-                self._validator.validate(plain)
-                return
-            except jsonschema_rs.ValidationError as exc:
-                error = exc
-            except (ValueError, TypeError, OverflowError) as exc:
-                raise _events.unreadable(self._where(), "$", exc) from cause
-        raise self._error(error, event) from None
+            _events.plain(checked, self._where())  # the validator reads NaN and Infinity as null
+            raise self._error(exc, event) from None
+        except (ValueError, TypeError, OverflowError) as exc:  # e.g. a uuid.UUID
+            raise _events.unreadable(self._where(), "$", str(exc)) from None
 
     def _where(self) -> str:
         return f"event for schema {self.id!r} version {self.version!r}"
@@ -195,7 +195,7 @@ def _compile(document: Mapping[str, Any], formats: bool) -> Schema:
     if not isinstance(schema_id, str) or not schema_id:
         raise SchemaRegistrationError(f"schema '$id' must be a non-empty string, got {schema_id!r}")
     _version_key(version)
-    if isinstance(version, int) and version not in _INT_VERSIONS:
+    if isinstance(version, int) and not _events.fits_a_line(version):
         raise SchemaRegistrationError(
             f"{where}: an integer version must fit in 64 bits to be written to a JSON line"
         )
@@ -212,6 +212,13 @@ def _compile(document: Mapping[str, Any], formats: bool) -> Schema:
                 f"{where} has a {keyword} to {ref!r} at {_document.pointer(path)}: only "
                 "references inside the schema ('#...') are supported; remote schemas are "
                 "never fetched"
+            )
+    for path, pattern in shape.patterns:
+        # every draft's metaschema says "format": "regex", not all assert it
+        if not _ECMA_262.is_valid(pattern):
+            raise InvalidSchemaError(
+                f"{where} has a pattern that is not an ECMA-262 regular expression at "
+                f"{_document.pointer(path)}: {pattern!r}"
             )
     _check_refs(doc, draft, where)
     try:
