@@ -173,7 +173,11 @@ def _compile(document: Mapping[str, Any], formats: bool) -> Schema:
         raise SchemaRegistrationError(
             f"a schema must be a JSON object (dict), got {type(document).__name__}"
         )
-    where = f"schema {document.get('$id')!r} version {document.get('version')!r}"
+    where = (
+        f"schema {document['$id']!r} version {document.get('version')!r}"
+        if "$id" in document
+        else "a schema without '$id'"
+    )
     doc, shape = _document.copy_json(document, where)  # ours alone: the caller's stays as is
     if not isinstance(doc.get("$schema", ""), str):
         raise SchemaRegistrationError(
@@ -202,8 +206,8 @@ def _compile(document: Mapping[str, Any], formats: bool) -> Schema:
     for path, name in shape.property_names:
         if name.startswith("__"):
             raise SchemaRegistrationError(
-                f"{where} declares property {name!r} at {_document.pointer(path)}/properties: names starting with '__' "
-                "are reserved for the event capsule"
+                f"{where} declares property {name!r} at {_document.pointer(path)}/properties: "
+                "names starting with '__' are reserved for the event capsule"
             )
     _categories.check(doc)
     for path, keyword, ref in shape.refs:
@@ -227,7 +231,9 @@ def _compile(document: Mapping[str, Any], formats: bool) -> Schema:
         )
     except jsonschema_rs.ValidationError as exc:
         if isinstance(exc.kind, jsonschema_rs.ValidationErrorKind.Referencing):
-            raise SchemaRegistrationError(f"{where} has a reference that {exc.message}") from None
+            raise SchemaRegistrationError(
+                f"{where} has a reference that points to nothing in the schema: {exc.message}"
+            ) from None
         raise _invalid(
             where, _events.json_path(list(exc.instance_path)), exc.message, None
         ) from None
