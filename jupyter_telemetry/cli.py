@@ -27,7 +27,12 @@ import orjson
 from . import _schema
 from ._capsule import CAPSULE_KEYS, METADATA_VERSION
 from ._version import __version__
-from .errors import EventValidationError, SchemaLoadError, UnregisteredSchemaError
+from .errors import (
+    EventSerializationError,
+    EventValidationError,
+    SchemaLoadError,
+    UnregisteredSchemaError,
+)
 from .sinks import Emission
 
 if TYPE_CHECKING:
@@ -179,7 +184,7 @@ def _validate(args: argparse.Namespace) -> int:
         except CommandError as exc:
             _error(exc.message)
             status = max(status, exc.code)
-        except EventValidationError as exc:
+        except (EventValidationError, EventSerializationError) as exc:
             _error(f"{name}: {exc}")
             status = max(status, INVALID_EVENT)
         else:

@@ -132,6 +132,22 @@ def test_events_record_event_would_refuse_are_invalid(
 
 
 @pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('{"action": "open", "path": "/x", "count": 18446744073709551616}', "64-bit integers"),
+        ('{"action": "open", "path": "/x", "count": 1e400}', "NaN and Infinity are not JSON"),
+    ],
+)
+def test_numbers_a_json_line_cannot_hold_are_invalid_not_a_crash(
+    schema_json: Path, text: str, fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = in_process(capsys, "validate", str(schema_json), text)
+    assert result.returncode == 1
+    assert "cannot be serialised to JSON at $.count" in result.stderr
+    assert fragment in result.stderr
+
+
+@pytest.mark.parametrize(
     ("schema", "fragments"),
     [
         (
