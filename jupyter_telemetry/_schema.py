@@ -225,9 +225,13 @@ def _compile(document: Mapping[str, Any], formats: bool) -> Schema:
                 f"{_document.pointer(path)}: {pattern!r}"
             )
     _check_refs(doc, draft, where)
+    # The root $id is a name (any string, as in 0.1.0), not a base URI to check:
+    # with only '#' references, each resolves the same without it. The draft is
+    # chosen above, so "$schema" too is only a name.
+    anonymous = {key: value for key, value in doc.items() if key not in ("$id", "$schema")}
     try:
         validator = _COMPILERS[draft](
-            doc, validate_formats=formats, retriever=_refuse, ignore_unknown_formats=True
+            anonymous, validate_formats=formats, retriever=_refuse, ignore_unknown_formats=True
         )
     except jsonschema_rs.ValidationError as exc:
         if isinstance(exc.kind, jsonschema_rs.ValidationErrorKind.Referencing):

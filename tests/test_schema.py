@@ -695,3 +695,29 @@ def test_no_other_validator_s_message_leaks_out(draft: str | None) -> None:
         f"EventValidationError: event for schema {SCHEMA_ID!r} version 1 is invalid at $.x: "
         '"a\\n" does not match "^a$"'
     )
+
+
+@pytest.mark.parametrize("draft", DRAFTS)
+@pytest.mark.parametrize("schema_id", ["my event", "événement", "urn:x", "a\\b"])
+def test_the_id_is_a_name_not_a_uri_as_in_0_1_0(
+    draft: str | None, schema_id: str, file_handler: Any, events_file: Path
+) -> None:
+    log = EventLog(handlers=[file_handler], allowed_schemas=[schema_id])
+    log.register_schema(
+        {
+            **one_property(draft, {"$ref": "#/definitions/n"}),
+            "$id": schema_id,
+            "definitions": {"n": {"type": "integer"}},
+        }
+    )
+    log.record_event(schema_id, 1, {"x": 1})
+    with pytest.raises(EventValidationError, match=r"\$\.x: \"one\" is not of type"):
+        log.record_event(schema_id, 1, {"x": "one"})
+    assert read_lines(events_file)[0]["__schema__"] == schema_id
+
+
+@pytest.mark.parametrize("dialect", ["my dialect", "é", "http://127.0.0.1:9/unknown"])
+def test_an_unknown_schema_dialect_is_read_as_draft_7(dialect: str) -> None:
+    schema = {**one_property(None, {"type": "integer"}), "$schema": dialect}
+    assert verdict(schema, 1) == "valid"
+    assert verdict(schema, "one").startswith("EventValidationError")
