@@ -1,60 +1,51 @@
-"""Load, check and compile event schemas; keep them in a registry.
+"""Check event schemas, compile each once into one validator; keep them in a registry.
 
-Everything expensive happens once, in :func:`compile_schema`: the metaschema
-check, the structural checks and the building of the validators. Validating
-an event then costs one call to generated code (``fastjsonschema``); the
-slower ``jsonschema`` validator runs only to explain a failure.
+Everything expensive happens once, in :func:`compile_schema`: the copy, the
+metaschema check, the structural checks and the building of the validator
+(``jsonschema_rs``, every draft). That one validator both decides and explains:
+validating an event is one call into it, and its first error becomes the
+:class:`EventValidationError`. Its semantics are JSON Schema's (see
+``_events.py`` for how Python values map onto JSON).
 """
 
 from __future__ import annotations
 
-import copy
-import json
-import math
-import os
-import re
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, TypeVar
+from typing import Any
 
-import fastjsonschema
 import jsonschema
+import jsonschema_rs
+import orjson
 import referencing
 import referencing.exceptions
 import referencing.jsonschema
-import yaml
 
-from . import _categories
+from . import _categories, _document, _events
+from ._load import MAX_SCHEMA_BYTES, MAX_YAML_NODES, load_file, load_url, parse_document
 from .errors import (
     EventValidationError,
     InvalidSchemaError,
-    SchemaLoadError,
     SchemaRegistrationError,
     UnregisteredSchemaError,
 )
 
-# Schemas without "$schema" are read as Draft 7, the draft of the 0.1.0 era.
+# Schemas without "$schema" (or with one no draft claims) are read as Draft 7,
+# the draft of the 0.1.0 era.
 DEFAULT_DRAFT = jsonschema.Draft7Validator
-# Drafts that fastjsonschema compiles; later drafts validate with jsonschema only.
-_FAST_DRAFTS = (jsonschema.Draft4Validator, jsonschema.Draft6Validator, jsonschema.Draft7Validator)
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-MAX_SCHEMA_BYTES = 1024 * 1024
-# http(s) only, redirects included: no file:, ftp: or data: handler to be redirected to.
-_OPENER = urllib.request.OpenerDirector()
-for _handler in (
-    urllib.request.ProxyHandler(),
-    urllib.request.HTTPHandler(),
-    urllib.request.HTTPSHandler(),
-    urllib.request.HTTPDefaultErrorHandler(),
-    urllib.request.HTTPRedirectHandler(),
-    urllib.request.HTTPErrorProcessor(),
-):
-    _OPENER.add_handler(_handler)
+_COMPILERS: dict[type[Any], type[jsonschema_rs.Validator]] = {
+    jsonschema.Draft4Validator: jsonschema_rs.Draft4Validator,
+    jsonschema.Draft6Validator: jsonschema_rs.Draft6Validator,
+    jsonschema.Draft7Validator: jsonschema_rs.Draft7Validator,
+    jsonschema.Draft201909Validator: jsonschema_rs.Draft201909Validator,
+    jsonschema.Draft202012Validator: jsonschema_rs.Draft202012Validator,
+}
+_ECMA_262 = jsonschema_rs.Draft7Validator({"format": "regex"}, validate_formats=True)
+_EXACT_JSON = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
 
 
 def _version_key(version: object) -> str:
@@ -68,59 +59,64 @@ def _version_key(version: object) -> str:
 
 @dataclass(frozen=True, eq=False)
 class Schema:
-    """A registered schema: its identity, a private copy of its document, its validators."""
+    """A registered schema: its identity, a private copy of its document, its validator."""
 
     id: str
     version: int | str
     document: Mapping[str, Any]
-    _fast: Callable[[Any], Any] | None = field(repr=False)
-    _explainer: jsonschema.protocols.Validator = field(repr=False)
+    _validator: jsonschema_rs.Validator = field(repr=False)
+    #: for a schema whose references recurse: the deepest event it validates; else 0
+    _max_depth: int = field(default=0, repr=False)
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.id, _version_key(self.version))
 
     def validate(self, event: Any) -> None:
-        """Raise :class:`EventValidationError` unless ``event`` matches; never mutates it."""
-        fast = self._fast
-        if fast is not None:
-            try:
-                fast(event)
-                return
-            except (fastjsonschema.JsonSchemaValueException, RecursionError):
-                pass
-        self.explain(event)
+        """Raise unless ``event`` is JSON data that matches the schema; never mutates it.
 
-    def explain(self, event: Any) -> None:
-        """Raise the :class:`EventValidationError` that best explains why ``event`` fails.
-
-        Runs the full jsonschema validator; returns only if it finds no error.
+        Raises :class:`EventValidationError` for an event that does not match
+        (or is nested deeper than a deep recursive schema validates), and
+        :class:`EventSerializationError` for one holding a value that is not
+        JSON data or that a JSON line cannot hold (see ``_events``). NaN and
+        Infinity read as null: where the verdict does not depend on them, the
+        renderer refuses them instead.
         """
+        checked = event
         try:
-            best = jsonschema.exceptions.best_match(self._explainer.iter_errors(event))
-        except RecursionError:
-            # A recursive schema ($ref: "#") meets an event nested past the
-            # interpreter's stack: an invalid event, not a crash.
-            raise self.reject("the event is nested too deeply to validate", event) from None
-        if best is not None:
-            raise self._error(best.message, best) from None
-        if self._fast is not None:  # the validators disagree: trust the stricter one
-            try:
-                self._fast(event)
-            except fastjsonschema.JsonSchemaValueException as exc:
-                path = "$" + "".join(f"[{p!r}]" for p in (exc.path or [])[1:])
-                raise self.reject_at(path, exc.message, event) from None
-            except RecursionError:
-                raise self.reject("the event is nested too deeply to validate", event) from None
+            # At C speed: only exact JSON types (and enum members) within the
+            # encoder's limits pass. The validator misreads subclasses in places.
+            orjson.dumps(event, option=_EXACT_JSON)
+        except TypeError:
+            checked = _events.plain(event, self._where())  # subclasses as their values
+        if self._max_depth and _events.deeper_than(checked, self._max_depth):
+            raise self.reject(
+                f"the event is nested too deeply (more than {self._max_depth} levels) for "
+                "this recursive schema to validate",
+                event,
+            )
+        try:
+            self._validator.validate(checked)
+        except jsonschema_rs.ValidationError as exc:
+            _events.plain(checked, self._where())  # the validator reads NaN and Infinity as null
+            raise self._error(exc, event) from None
+        except (ValueError, TypeError, OverflowError) as exc:  # e.g. a uuid.UUID
+            raise _events.unreadable(self._where(), "$", str(exc)) from None
 
     def _where(self) -> str:
         return f"event for schema {self.id!r} version {self.version!r}"
 
-    def _error(self, reason: str, cause: jsonschema.ValidationError) -> EventValidationError:
-        error = _rewrap(
-            EventValidationError,
-            f"{self._where()} is invalid at {cause.json_path}: {reason}",
-            cause,
+    def _error(self, cause: jsonschema_rs.ValidationError, event: Any) -> EventValidationError:
+        path = list(cause.instance_path)
+        located = _at(self.document, cause.schema_path)
+        error = EventValidationError(
+            f"{self._where()} is invalid at {_events.json_path(path)}: {cause.message}",
+            validator=cause.kind.name,
+            path=path,
+            instance=_at(event, path, cause.instance),
+            schema_path=cause.evaluation_path,
+            validator_value=located,
+            schema=_at(self.document, cause.schema_path[:-1], {}),
         )
         error.schema_id, error.version = self.id, self.version
         return error
@@ -138,12 +134,123 @@ class Schema:
         return error
 
 
-_E = TypeVar("_E", EventValidationError, InvalidSchemaError)
+def _at(document: Any, path: list[str | int], default: Any = None) -> Any:
+    """The value at ``path`` in ``document``, or ``default`` if it is not there."""
+    node = document
+    for part in path:
+        try:
+            node = node[part]
+        except (LookupError, TypeError):
+            return default
+    return node
 
 
-def _rewrap(kind: type[_E], message: str, cause: Any) -> _E:
-    """``cause`` (a jsonschema error) as ``kind``, with ``message`` and every detail kept."""
-    return kind(
+def compile_schema(document: Mapping[str, Any], *, formats: bool = False) -> Schema:
+    """Check ``document`` and return a compiled :class:`Schema`; never mutates it.
+
+    ``formats``: enforce ``format`` (``date-time``, ``email``, ...); by
+    default it is an annotation only, as in 0.1.0. The checks run in 0.1.0's
+    order: metaschema first. Raises :class:`InvalidSchemaError` (a
+    ``jsonschema.SchemaError``) when the document does not match its
+    metaschema or holds a pattern that is not an ECMA-262 regular expression,
+    and :class:`SchemaRegistrationError` (a ``ValueError``) when it is not
+    JSON data, ``$id`` or ``version`` is missing or cannot be written to a
+    JSON line, a property name starts with ``__``, a property's
+    ``categories`` is not a list of strings, a reference (``$ref``,
+    ``$dynamicRef``, ``$recursiveRef``) leaves the document (nothing is ever
+    fetched) or points to nothing in it, or the document is nested too deeply.
+    """
+    try:
+        return _compile(document, formats)
+    except RecursionError:
+        raise SchemaRegistrationError(
+            "the schema is nested too deeply to check (Python's recursion limit)"
+        ) from None
+
+
+def _compile(document: Mapping[str, Any], formats: bool) -> Schema:
+    if not isinstance(document, Mapping):
+        raise SchemaRegistrationError(
+            f"a schema must be a JSON object (dict), got {type(document).__name__}"
+        )
+    where = (
+        f"schema {document['$id']!r} version {document.get('version')!r}"
+        if "$id" in document
+        else "a schema without '$id'"
+    )
+    doc, shape = _document.copy_json(document, where)  # ours alone: the caller's stays as is
+    if not isinstance(doc.get("$schema", ""), str):
+        raise SchemaRegistrationError(
+            f"{where} has a '$schema' that is not a string: {doc['$schema']!r}"
+        )
+    draft = jsonschema.validators.validator_for(doc, default=DEFAULT_DRAFT)
+    try:
+        # Patterns are ECMA-262, not Python's re: the compiler below checks them.
+        draft.check_schema(doc, format_checker=None)  # type: ignore[call-arg]
+    except jsonschema.SchemaError as exc:
+        raise _invalid(where, exc.json_path, exc.message, exc) from None
+
+    missing = [key for key in ("$id", "version") if key not in doc]
+    if missing:
+        raise SchemaRegistrationError(
+            "schema is missing required key(s): " + ", ".join(repr(k) for k in missing)
+        )
+    schema_id, version = doc["$id"], doc["version"]
+    if not isinstance(schema_id, str) or not schema_id:
+        raise SchemaRegistrationError(f"schema '$id' must be a non-empty string, got {schema_id!r}")
+    _version_key(version)
+    if isinstance(version, int) and not _events.fits_a_line(version):
+        raise SchemaRegistrationError(
+            f"{where}: an integer version must fit in 64 bits to be written to a JSON line"
+        )
+    for path, name in shape.property_names:
+        if name.startswith("__"):
+            raise SchemaRegistrationError(
+                f"{where} declares property {name!r} at {_document.pointer(path)}/properties: "
+                "names starting with '__' are reserved for the event capsule"
+            )
+    _categories.check(doc)
+    for path, keyword, ref in shape.refs:
+        if not ref.startswith("#"):
+            raise SchemaRegistrationError(
+                f"{where} has a {keyword} to {ref!r} at {_document.pointer(path)}: only "
+                "references inside the schema ('#...') are supported; remote schemas are "
+                "never fetched"
+            )
+    for path, pattern in shape.patterns:
+        # every draft's metaschema says "format": "regex", not all assert it
+        if not _ECMA_262.is_valid(pattern):
+            raise InvalidSchemaError(
+                f"{where} has a pattern that is not an ECMA-262 regular expression at "
+                f"{_document.pointer(path)}: {pattern!r}"
+            )
+    _check_refs(doc, draft, where)
+    # The root $id is a name (any string, as in 0.1.0), not a base URI to check:
+    # with only '#' references, each resolves the same without it. The draft is
+    # chosen above, so "$schema" too is only a name.
+    anonymous = {key: value for key, value in doc.items() if key not in ("$id", "$schema")}
+    try:
+        validator = _COMPILERS[draft](
+            anonymous, validate_formats=formats, retriever=_refuse, ignore_unknown_formats=True
+        )
+    except jsonschema_rs.ValidationError as exc:
+        if isinstance(exc.kind, jsonschema_rs.ValidationErrorKind.Referencing):
+            raise SchemaRegistrationError(
+                f"{where} has a reference that points to nothing in the schema: {exc.message}"
+            ) from None
+        raise _invalid(
+            where, _events.json_path(list(exc.instance_path)), exc.message, None
+        ) from None
+    except ValueError as exc:  # e.g. "Recursion limit reached"
+        raise SchemaRegistrationError(f"{where} cannot be compiled: {exc}") from None
+    return Schema(schema_id, version, doc, validator, _document.max_event_depth(shape))
+
+
+def _invalid(where: str, path: str, reason: str, cause: Any) -> InvalidSchemaError:
+    message = f"{where} is not a valid JSON Schema at {path}: {reason}"
+    if cause is None:
+        return InvalidSchemaError(message)
+    return InvalidSchemaError(
         message,
         validator=cause.validator,
         path=cause.relative_path,
@@ -155,98 +262,19 @@ def _rewrap(kind: type[_E], message: str, cause: Any) -> _E:
     )
 
 
-def compile_schema(document: Mapping[str, Any]) -> Schema:
-    """Check ``document`` and return a compiled :class:`Schema`; never mutates it.
-
-    Raises :class:`InvalidSchemaError` (a ``jsonschema.SchemaError``) when the
-    document does not match its metaschema, and
-    :class:`SchemaRegistrationError` (a ``ValueError``) when ``$id`` or
-    ``version`` is missing, a property name starts with ``__``, a property's
-    ``categories`` is not a list of strings, a ``$ref`` points outside the
-    document (remote references are never fetched) or to nothing in it, or the
-    document is nested too deeply to check.
-    """
-    try:
-        return _compile(document)
-    except RecursionError:
-        raise SchemaRegistrationError(
-            "the schema is nested too deeply to check (Python's recursion limit)"
-        ) from None
+def _refuse(uri: str) -> Any:
+    raise SchemaRegistrationError(f"remote reference {uri!r} is never fetched")
 
 
-def _compile(document: Mapping[str, Any]) -> Schema:
-    if not isinstance(document, Mapping):
-        raise SchemaRegistrationError(
-            f"a schema must be a JSON object (dict), got {type(document).__name__}"
-        )
-    missing = [key for key in ("$id", "version") if key not in document]
-    if missing:
-        raise SchemaRegistrationError(
-            "schema is missing required key(s): " + ", ".join(repr(k) for k in missing)
-        )
-    doc: dict[str, Any] = copy.deepcopy(dict(document))  # ours alone: the caller's stays as is
-    schema_id, version = doc["$id"], doc["version"]
-    if not isinstance(schema_id, str) or not schema_id:
-        raise SchemaRegistrationError(f"schema '$id' must be a non-empty string, got {schema_id!r}")
-    _version_key(version)
-    where = f"schema {schema_id!r} version {version!r}"
-    for path, node in _walk(doc, "#"):
-        if not _is_json(node):
-            raise SchemaRegistrationError(
-                f"{where} holds {node!r} (of type {type(node).__name__}) at {path}: a schema "
-                "is JSON data (objects with string keys, arrays, strings, finite numbers, "
-                "booleans, null)"
-            )
-    if not isinstance(doc.get("$schema", ""), str):
-        raise SchemaRegistrationError(
-            f"{where} has a '$schema' that is not a string: {doc['$schema']!r}"
-        )
-
-    validator_cls = jsonschema.validators.validator_for(doc, default=DEFAULT_DRAFT)
-    try:
-        validator_cls.check_schema(doc)
-    except jsonschema.SchemaError as exc:
-        raise _rewrap(
-            InvalidSchemaError,
-            f"{where} is not a valid JSON Schema at {exc.json_path}: {exc.message}",
-            exc,
-        ) from None
-    for path, name in _property_names(doc):
-        if name.startswith("__"):
-            raise SchemaRegistrationError(
-                f"{where} declares property {name!r} at {path}: names starting with '__' "
-                "are reserved for the event capsule"
-            )
-    _categories.check(doc)
-    for path, ref in _refs(doc):
-        if not ref.startswith("#"):
-            raise SchemaRegistrationError(
-                f"{where} has a $ref to {ref!r} at {path}: only references inside the "
-                "schema ('#/...') are supported; remote schemas are never fetched"
-            )
-    _check_subschemas(doc, validator_cls, where)
-    fast = None
-    if validator_cls in _FAST_DRAFTS:
-        try:
-            fast = fastjsonschema.compile(  # it rewrites $refs in place: give it a copy
-                copy.deepcopy(doc), handlers=_NO_FETCH, use_default=False, use_formats=False
-            )
-        except (fastjsonschema.JsonSchemaDefinitionException, re.error):
-            fast = None  # a construct the code generator lacks: jsonschema alone will do
-    return Schema(schema_id, version, doc, fast, validator_cls(doc))
-
-
-def _check_subschemas(
-    doc: dict[str, Any], validator_cls: type[jsonschema.protocols.Validator], where: str
+def _check_refs(
+    doc: dict[str, Any], draft: type[jsonschema.protocols.Validator], where: str
 ) -> None:
-    """Resolve every ``$ref`` and compile every regex as the validator will, once.
+    """Resolve every ``$ref`` in every subschema, used or not, once.
 
-    A ``$ref`` to a path or anchor that is not in the document would otherwise
-    raise a referencing error out of every ``record_event``, and a pattern
-    Python cannot compile (Draft 4's metaschema does not check
-    ``patternProperties``) an ``re.error`` out of registration.
+    The compiler resolves only the references validation can reach; one that
+    points to nothing is a mistake wherever it is.
     """
-    dialect = validator_cls.META_SCHEMA.get("$schema", "")
+    dialect = draft.META_SCHEMA.get("$schema", "")
     specification = referencing.jsonschema.specification_with(
         dialect, default=referencing.Specification.OPAQUE
     )
@@ -257,16 +285,6 @@ def _check_subschemas(
         contents = resource.contents
         if not isinstance(contents, Mapping):
             continue
-        keyed = contents.get("patternProperties")
-        for pattern in [contents.get("pattern"), *(keyed if isinstance(keyed, Mapping) else ())]:
-            if not isinstance(pattern, str):
-                continue
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise InvalidSchemaError(
-                    f"{where} has a pattern Python cannot compile: {pattern!r} ({exc})"
-                ) from None
         ref = contents.get("$ref")
         if isinstance(ref, str):
             try:
@@ -287,45 +305,6 @@ def _check_subschemas(
             for sub in resource.subresources()
             if isinstance(sub.contents, Mapping)  # not dependencies' arrays of names
         )
-
-
-def _refuse(uri: str) -> Any:
-    raise SchemaRegistrationError(f"remote $ref {uri!r} is never fetched")
-
-
-_NO_FETCH = {"http": _refuse, "https": _refuse, "file": _refuse, "": _refuse, "ftp": _refuse}
-
-
-def _is_json(node: Any) -> bool:
-    """Whether ``node`` itself is JSON data (YAML also yields dates, bytes and sets)."""
-    if isinstance(node, dict):
-        return all(isinstance(key, str) for key in node)
-    if isinstance(node, float):
-        return math.isfinite(node)
-    return node is None or isinstance(node, (str, int, list))
-
-
-def _walk(node: Any, path: str) -> Iterator[tuple[str, Any]]:
-    yield path, node
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            yield from _walk(value, f"{path}/{key}")
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _walk(value, f"{path}/{index}")
-
-
-def _property_names(document: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    for path, node in _walk(document, "#"):
-        if isinstance(node, Mapping) and isinstance(node.get("properties"), Mapping):
-            for name in node["properties"]:
-                yield f"{path}/properties", name
-
-
-def _refs(document: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    for path, node in _walk(document, "#"):
-        if isinstance(node, Mapping) and isinstance(node.get("$ref"), str):
-            yield path, node["$ref"]
 
 
 class Registry:
@@ -355,63 +334,14 @@ class Registry:
         return iter(list(self._schemas.values()))
 
 
-def parse_document(text: str | bytes, source: str) -> Any:
-    """Parse JSON or YAML text (YAML is a superset of JSON); safe loading only."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    except RecursionError:
-        raise SchemaLoadError(f"{source} is nested too deeply to parse") from None
-    try:
-        return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
-    except yaml.YAMLError as exc:
-        raise SchemaLoadError(f"{source} is neither JSON nor YAML: {exc}") from None
-    except RecursionError:
-        raise SchemaLoadError(f"{source} is nested too deeply to parse") from None
-
-
-def load_file(source: str | os.PathLike[str] | IO[Any]) -> Any:
-    """Read a schema document from a path, a PathLike or an open (text or binary) file."""
-    if hasattr(source, "read"):
-        name = getattr(source, "name", repr(source))
-        return parse_document(source.read(), str(name))
-    with open(source, "rb") as handle:
-        return parse_document(handle.read(), os.fspath(source))
-
-
-def load_url(url: str, timeout: float, max_bytes: int = MAX_SCHEMA_BYTES) -> Any:
-    """Fetch a schema document over http(s) within ``timeout`` seconds and ``max_bytes``.
-
-    Raises :class:`SchemaLoadError` for another scheme, a network error, an
-    HTTP error status, a body over ``max_bytes`` or unparseable content.
-    """
-    scheme = urllib.parse.urlsplit(url).scheme.lower()
-    if scheme not in ("http", "https"):
-        raise SchemaLoadError(
-            f"schema URL {url!r} must use http or https, not {scheme or 'no scheme'!r}"
-        )
-    deadline = time.monotonic() + timeout
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        with _OPENER.open(url, timeout=timeout) as response:
-            while size <= max_bytes:
-                if time.monotonic() > deadline:
-                    raise SchemaLoadError(f"fetching schema {url!r} took longer than {timeout} s")
-                chunk = response.read1(64 * 1024)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-    except urllib.error.HTTPError as exc:
-        raise SchemaLoadError(
-            f"fetching schema {url!r} failed: HTTP {exc.code} {exc.reason}"
-        ) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise SchemaLoadError(f"fetching schema {url!r} failed: {reason}") from None
-    body = b"".join(chunks)
-    if len(body) > max_bytes:
-        raise SchemaLoadError(f"schema at {url!r} is larger than {max_bytes} bytes")
-    return parse_document(body, url)
+__all__ = [
+    "DEFAULT_DRAFT",
+    "MAX_SCHEMA_BYTES",
+    "MAX_YAML_NODES",
+    "Registry",
+    "Schema",
+    "compile_schema",
+    "load_file",
+    "load_url",
+    "parse_document",
+]

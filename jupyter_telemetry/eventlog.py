@@ -54,6 +54,14 @@ class EventLog(Configurable):
         ),
     ).tag(config=True)
 
+    validate_formats = Bool(
+        False,
+        help=(
+            "Enforce JSON Schema 'format' (date-time, email, uri, ...) for schemas registered "
+            "from now on. Off by default, as in jupyter-telemetry 0.1.0; jupyter_events checks it."
+        ),
+    ).tag(config=True)
+
     schema_url_timeout = Float(
         10.0, help="Seconds register_schema_url may take to fetch a schema."
     ).tag(config=True)
@@ -324,7 +332,7 @@ class EventLog(Configurable):
         ``$ref`` leaves the document, or this ``($id, version)`` is already
         registered.
         """
-        self._registry.add(_schema.compile_schema(schema))
+        self._registry.add(_schema.compile_schema(schema, formats=self.validate_formats))
         self._rebuild()
 
     def register_schema_file(self, filename: str | os.PathLike[str] | IO[Any]) -> None:

@@ -173,3 +173,14 @@ def figures(
             print(f"\nFIGURES {request.node.nodeid}: {json.dumps(values, sort_keys=True)}")
 
     return report
+
+
+# -- Hypothesis: derandomised in CI (the same examples on every run), random locally --
+
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile(
+    "ci", derandomize=True, database=None, print_blob=True, deadline=None
+)
+if os.environ.get("CI"):
+    _hypothesis_settings.load_profile("ci")

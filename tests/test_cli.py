@@ -134,7 +134,7 @@ def test_invalid_event_is_exit_1_naming_file_schema_id_and_json_path(
     assert f"{good}: valid" in result.stdout  # every event is checked
     [message] = result.stderr.splitlines()
     assert message.startswith(f"jupyter-telemetry: {bad}: event for schema {SCHEMA_ID!r} version 1")
-    assert "$.context.kernel" in message and "is not of type 'string'" in message
+    assert "$.context.kernel" in message and 'is not of type "string"' in message
 
 
 @pytest.mark.parametrize(
@@ -143,7 +143,7 @@ def test_invalid_event_is_exit_1_naming_file_schema_id_and_json_path(
         ({**EVENT, "__schema__": "x"}, "'__schema__' is reserved for the event capsule"),
         ([EVENT], "an event must be a JSON object, got list"),
         ({**EVENT, "count": -1}, "invalid at $.count: -1 is less than the minimum of 0"),
-        ({"path": "/x"}, "invalid at $: 'action' is a required property"),
+        ({"path": "/x"}, 'invalid at $: "action" is a required property'),
     ],
 )
 def test_events_record_event_would_refuse_are_invalid(
@@ -152,6 +152,22 @@ def test_events_record_event_would_refuse_are_invalid(
     result = in_process(capsys, "validate", str(schema_json), json.dumps(event))
     assert result.returncode == 1
     assert "event argument 1: " in result.stderr and fragment in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('{"action": "open", "path": "/x", "count": 18446744073709551616}', "64-bit integers"),
+        ('{"action": "open", "path": "/x", "count": 1e400}', "NaN and Infinity are not JSON"),
+    ],
+)
+def test_numbers_a_json_line_cannot_hold_are_invalid_not_a_crash(
+    schema_json: Path, text: str, fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = in_process(capsys, "validate", str(schema_json), text)
+    assert result.returncode == 1
+    assert "cannot be serialised to JSON at $.count" in result.stderr
+    assert fragment in result.stderr
 
 
 @pytest.mark.parametrize(

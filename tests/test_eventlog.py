@@ -115,7 +115,7 @@ def test_invalid_event_raises_naming_schema_version_and_path_and_writes_nothing(
 def test_missing_required_property_is_a_validation_error(
     eventlog: EventLog, events_file: Path
 ) -> None:
-    with pytest.raises(jsonschema.ValidationError, match="'path' is a required property"):
+    with pytest.raises(jsonschema.ValidationError, match='"path" is a required property'):
         eventlog.record_event(SCHEMA_ID, 1, {"action": "open"})
     assert read_lines(events_file) == []
 
@@ -428,7 +428,7 @@ def test_deeply_nested_events_are_errors_not_crashes(
         return event
 
     log.record_event(recursive["$id"], 1, nested(100))
-    with pytest.raises(jsonschema.ValidationError, match="nested too deeply"):
+    with pytest.raises(TypeError, match="serialised"):  # no native stack overflow either
         log.record_event(recursive["$id"], 1, nested(50_000))
     with pytest.raises(TypeError, match="serialised"):  # JSON's own depth limit
         log.record_event(recursive["$id"], 1, nested(300))

@@ -282,3 +282,25 @@ def test_allowed_schemas_on_a_traitlets_command_line() -> None:
     policy = {"a": {"allowed_categories": ["user-identifier"]}}
     app.parse_command_line(["--EventLog.allowed_schemas=" + json.dumps(policy)])
     assert EventLog(parent=app).allowed_schemas == policy
+
+
+# -- format: unchecked by default, as in 0.1.0; enforced on request --------------
+
+
+def test_format_is_checked_only_with_validate_formats(tmp_path: Path) -> None:
+    schema = {
+        "$id": "http://event.jupyter.org/when",
+        "version": 1,
+        "type": "object",
+        "properties": {"when": {"type": "string", "format": "date-time"}},
+    }
+    loose = EventLog(handlers=[logging.NullHandler()], allowed_schemas=[schema["$id"]])
+    loose.register_schema(schema)
+    assert loose.record_event(schema["$id"], 1, {"when": "not a date"}) is not None
+    strict = EventLog(
+        handlers=[logging.NullHandler()], allowed_schemas=[schema["$id"]], validate_formats=True
+    )
+    strict.register_schema(schema)
+    assert strict.record_event(schema["$id"], 1, {"when": "2026-11-29T12:00:00Z"}) is not None
+    with pytest.raises(jsonschema.ValidationError, match=r"\$\.when"):
+        strict.record_event(schema["$id"], 1, {"when": "not a date"})

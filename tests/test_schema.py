@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import collections
 import copy
+import datetime
+import decimal
+import enum
 import http.server
 import json
+import math
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -18,10 +24,13 @@ from conftest import EVENT, SCHEMA, SCHEMA_ID, closed_port, read_lines
 
 from jupyter_telemetry import (
     EventLog,
+    EventSerializationError,
+    EventValidationError,
     InvalidSchemaError,
     SchemaLoadError,
     SchemaRegistrationError,
 )
+from jupyter_telemetry._schema import compile_schema, parse_document
 
 
 @pytest.fixture
@@ -257,3 +266,458 @@ def test_stored_schema_is_the_document_as_given(log: EventLog) -> None:
     }
     log.register_schema(schema)
     assert log.schemas[(SCHEMA_ID, 1)] == schema  # no $ref rewritten by the compiler
+
+
+# -- one validator: the same verdict, whatever the draft ----------------------------
+
+DRAFTS = [
+    "http://json-schema.org/draft-04/schema#",
+    "http://json-schema.org/draft-06/schema#",
+    "http://json-schema.org/draft-07/schema#",
+    "https://json-schema.org/draft/2019-09/schema",
+    "https://json-schema.org/draft/2020-12/schema",
+    None,  # no $schema: Draft 7
+]
+
+
+def one_property(draft: str | None, subschema: dict[str, Any]) -> dict[str, Any]:
+    schema = {"$id": SCHEMA_ID, "version": 1, "type": "object", "properties": {"x": subschema}}
+    return schema if draft is None else {"$schema": draft, **schema}
+
+
+def verdict(schema: dict[str, Any], value: Any, **options: Any) -> str:
+    """``"valid"`` or the error's class and message, from the compiled validator."""
+    try:
+        compile_schema(schema, **options).validate({"x": value})
+    except (jsonschema.ValidationError, TypeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "valid"
+
+
+# (subschema, value, valid?): JSON Schema's semantics, decided once for every draft
+SEMANTICS = [
+    # multipleOf is exact on the number as written: 19.99 is 1999 hundredths
+    ({"multipleOf": 0.01}, 19.99, True),
+    ({"multipleOf": 0.01}, 4.35, True),
+    ({"multipleOf": 0.1}, 0.3, True),
+    ({"multipleOf": 0.1}, 0.1 + 0.2, False),  # 0.30000000000000004
+    ({"multipleOf": 0.01}, 1e300, True),
+    ({"multipleOf": 3}, 2**53 + 2, False),
+    ({"maximum": 2**63}, 2**63 + 1, False),  # 64-bit integers, exactly
+    # ECMA-262 patterns: $ is the end of the text, \d and \w are ASCII, \p{..} works
+    ({"pattern": "^a$"}, "a\n", False),
+    ({"pattern": "^a$"}, "a", True),
+    ({"pattern": r"^\d+$"}, "١٢", False),  # Arabic-Indic digits
+    ({"pattern": r"^\w$"}, "é", False),
+    ({"pattern": r"^\p{L}+$"}, "héllo", True),
+    ({"pattern": "^.$"}, "\U0001f600", True),  # one code point, not two
+    ({"pattern": "^.$"}, "\r", False),
+    ({"pattern": "(?<n>a)b"}, "xab", True),
+    # a tuple is an array, as it is written
+    ({"type": "array", "items": {"type": "string"}}, ("a", "b"), True),
+    ({"type": "array", "items": {"type": "string"}}, ("a", 1), False),
+    # bool is not a number; 1.0 is an integer
+    ({"type": "integer"}, True, False),
+    ({"type": "number"}, False, False),
+]
+
+
+@pytest.mark.parametrize("draft", DRAFTS)
+@pytest.mark.parametrize(("subschema", "value", "valid"), SEMANTICS)
+def test_one_semantics_for_every_draft(
+    draft: str | None, subschema: dict[str, Any], value: Any, valid: bool
+) -> None:
+    outcome = verdict(one_property(draft, subschema), value)
+    if valid:
+        assert outcome == "valid"
+    else:
+        assert outcome.startswith("EventValidationError: "), outcome
+        assert "is invalid at $.x" in outcome or "is invalid at $.x[1]" in outcome
+
+
+def test_an_integral_float_is_an_integer_from_draft_6_on() -> None:
+    assert verdict(one_property(DRAFTS[2], {"type": "integer"}), 1.0) == "valid"
+
+
+@pytest.mark.parametrize("draft", DRAFTS)
+def test_the_message_is_ours_with_json_path_and_validator(draft: str | None) -> None:
+    schema = one_property(draft, {"type": "object", "properties": {"name": {"pattern": "^a"}}})
+    with pytest.raises(EventValidationError) as info:
+        compile_schema(schema).validate({"x": {"name": "b"}})
+    error = info.value
+    assert str(error) == (
+        f'event for schema {SCHEMA_ID!r} version 1 is invalid at $.x.name: "b" does not match "^a"'
+    )
+    assert (error.json_path, list(error.path), error.validator) == (
+        "$.x.name",
+        ["x", "name"],
+        "pattern",
+    )
+    assert (error.instance, error.validator_value, error.schema) == ("b", "^a", {"pattern": "^a"})
+    assert (error.schema_id, error.version) == (SCHEMA_ID, 1)
+
+
+def test_an_error_through_a_ref_names_the_event_path() -> None:
+    schema = {
+        **SCHEMA,
+        "definitions": {"count": {"type": "integer", "minimum": 0}},
+        "properties": {"c": {"type": "array", "items": {"$ref": "#/definitions/count"}}},
+    }
+    with pytest.raises(EventValidationError) as info:
+        compile_schema(schema).validate({**EVENT, "c": [1, -1]})
+    assert str(info.value).endswith("is invalid at $.c[1]: -1 is less than the minimum of 0")
+    assert info.value.validator_value == 0 and info.value.instance == -1
+
+
+class Text(str):
+    pass
+
+
+class Count(int):
+    pass
+
+
+class Ratio(float):
+    pass
+
+
+class Colour(str, enum.Enum):
+    RED = "red"
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+@pytest.mark.parametrize(
+    ("subschema", "value"),
+    [
+        ({"type": "string", "pattern": "^a"}, Text("abc")),
+        ({"type": "integer", "minimum": 2}, Count(3)),
+        ({"type": "number", "maximum": 1}, Ratio(0.5)),  # numpy.float64 is one of these
+        ({"enum": ["red"]}, Colour.RED),
+        ({"const": 3}, Level.HIGH),
+        ({"type": "object", "required": ["a"]}, collections.OrderedDict(a=1)),
+        ({"type": "array", "uniqueItems": True}, collections.UserList([1, 2]).data),
+    ],
+)
+def test_subclasses_of_json_types_validate_as_their_value(
+    subschema: dict[str, Any], value: Any
+) -> None:
+    assert verdict(one_property(None, subschema), value) == "valid"
+    assert verdict(one_property(None, {"not": subschema}), value).startswith("EventValidationError")
+
+
+@pytest.mark.parametrize(
+    ("subschema", "value", "found"),
+    [
+        ({"patternProperties": {"^a": {"type": "string"}}}, {1: "a"}, "key 1 is of type int"),
+        ({"propertyNames": {"maxLength": 3}}, {None: 1}, "key None is of type NoneType"),
+        ({"uniqueItems": True}, [{1, 2}, {1, 2}], "(of type set) is not JSON data"),
+        ({"type": "array"}, {1, 2}, "(of type set) is not JSON data"),
+        ({"type": "number", "multipleOf": 0.01}, math.inf, "inf: NaN and Infinity are not JSON"),
+        ({"type": "number"}, -math.inf, "-inf: NaN and Infinity"),
+        ({"multipleOf": 0.01}, 10**400, "does not fit a JSON line's 64-bit integers"),
+        ({"maximum": 2**70}, 2**64, "does not fit a JSON line's 64-bit integers"),
+        ({"type": "string", "minLength": 1}, datetime.date(2020, 1, 1), "(of type date)"),
+        ({"maxLength": 3}, "\ud800", "lone surrogate"),
+        ({"type": "number"}, decimal.Decimal("NaN"), "(of type Decimal)"),
+    ],
+)
+def test_values_json_cannot_hold_are_a_serialisation_error(
+    subschema: dict[str, Any], value: Any, found: str
+) -> None:
+    outcome = verdict(one_property(None, subschema), value)
+    assert outcome.startswith("EventSerializationError: "), outcome
+    assert "cannot be serialised to JSON at $.x" in outcome and found in outcome
+
+
+@pytest.mark.parametrize(
+    ("subschema", "value"),
+    [
+        ({"patternProperties": {"^a": {"type": "string"}}}, {1: "a"}),
+        ({"uniqueItems": True}, [{1, 2}, {1, 2}]),
+        ({"multipleOf": 0.01}, math.inf),  # the validator reads it as null: the renderer refuses
+        ({"multipleOf": 2}, math.nan),
+        ({"multipleOf": 0.5}, 10**400),
+        ({"minimum": 0}, 2**64),
+    ],
+)
+def test_record_event_refuses_them_with_a_documented_error_before_any_sink(
+    log: EventLog, events_file: Path, subschema: dict[str, Any], value: Any
+) -> None:
+    log.register_schema(one_property(None, subschema))
+    with pytest.raises(EventSerializationError, match="serialised"):
+        log.record_event(SCHEMA_ID, 1, {"x": value})
+    log.record_event(SCHEMA_ID, 1, {})
+    assert len(read_lines(events_file)) == 1
+
+
+@pytest.mark.parametrize("draft", DRAFTS)
+def test_format_is_an_annotation_unless_asked_for(draft: str | None) -> None:
+    schema = one_property(draft, {"type": "string", "format": "date-time"})
+    assert verdict(schema, "yesterday") == "valid"  # as in 0.1.0
+    assert verdict(schema, "yesterday", formats=True).startswith("EventValidationError")
+    assert verdict(schema, "2024-02-29T12:00:00Z", formats=True) == "valid"
+    assert verdict(one_property(draft, {"format": "no-such-format"}), "x", formats=True) == "valid"
+
+
+def test_a_recursive_schema_refuses_events_too_deep_to_write_without_a_crash(
+    log: EventLog, events_file: Path
+) -> None:
+    tree = {"$id": SCHEMA_ID, "version": 1, "properties": {"x": {"$ref": "#"}}}
+    log.register_schema(tree)
+
+    def nested(depth: int) -> dict[str, Any]:
+        event: dict[str, Any] = {}
+        for _ in range(depth - 1):
+            event = {"x": event}
+        return event
+
+    log.record_event(SCHEMA_ID, 1, nested(254))
+    for depth in (255, 100_000):  # the validator recurses natively: it must not be reached
+        with pytest.raises(EventSerializationError, match="nested more than 254 levels"):
+            log.record_event(SCHEMA_ID, 1, nested(depth))
+    assert len(read_lines(events_file)) == 1
+
+
+def test_a_deep_recursive_schema_validates_shallower_events_in_a_small_thread() -> None:
+    inner: dict[str, Any] = {"$ref": "#"}
+    for _ in range(50):
+        inner = {"allOf": [inner]}
+    schema = compile_schema({"$id": SCHEMA_ID, "version": 1, "properties": {"x": inner}})
+    shallow: dict[str, Any] = {}
+    for _ in range(5):
+        shallow = {"x": shallow}
+    event: dict[str, Any] = {}
+    for _ in range(200):  # JSON can hold it; this schema cannot check it on a small stack
+        event = {"x": event}
+    outcome: list[BaseException | None] = []
+
+    def check() -> None:
+        try:
+            schema.validate(shallow)
+            schema.validate(event)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    threading.stack_size(512 * 1024)  # macOS' default for threads
+    try:
+        thread = threading.Thread(target=check)
+        thread.start()
+        thread.join()
+    finally:
+        threading.stack_size(0)
+    [error] = outcome
+    assert isinstance(error, EventValidationError) and "nested too deeply" in str(error)
+
+
+# -- registration ----------------------------------------------------------------------
+
+
+def test_the_metaschema_is_checked_before_id_and_version_as_in_0_1_0() -> None:
+    with pytest.raises(jsonschema.SchemaError) as info:
+        compile_schema({"type": "objekt"})
+    assert isinstance(info.value, InvalidSchemaError)
+    assert "is not a valid JSON Schema at $.type" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["(", "(?P<n>a)", r"\Z", "a{2,1}"],
+    ids=["unclosed", "python-only", "python-z", "range"],
+)
+@pytest.mark.parametrize("draft", DRAFTS)
+def test_patterns_that_are_not_ecma_262_are_invalid_schemas(
+    draft: str | None, pattern: str
+) -> None:
+    for subschema in ({"pattern": pattern}, {"patternProperties": {pattern: {}}}):
+        with pytest.raises(InvalidSchemaError):
+            compile_schema(one_property(draft, subschema))
+
+
+@pytest.mark.parametrize(
+    ("draft", "keyword", "ref"),
+    [
+        (DRAFTS[4], "$dynamicRef", "http://127.0.0.1:{port}/meta.json#meta"),
+        (DRAFTS[4], "$ref", "http://127.0.0.1:{port}/x.json"),
+        (DRAFTS[3], "$recursiveRef", "http://127.0.0.1:{port}/x.json"),
+        (DRAFTS[3], "$ref", "other.json#/x"),
+        (DRAFTS[0], "$ref", "http://127.0.0.1:{port}/x.json"),
+    ],
+)
+def test_every_reference_that_leaves_the_document_is_refused_at_registration(
+    draft: str, keyword: str, ref: str
+) -> None:
+    schema = one_property(draft, {keyword: ref.format(port=closed_port())})
+    with pytest.raises(SchemaRegistrationError, match=rf"{re.escape(keyword)} to .* never fetched"):
+        compile_schema(schema)
+
+
+def test_local_dynamic_and_recursive_refs_work() -> None:
+    dynamic = {
+        "$schema": DRAFTS[4], "$id": SCHEMA_ID, "version": 1, "$dynamicAnchor": "node",
+        "type": "object", "properties": {"kids": {"type": "array", "items": {"$dynamicRef": "#node"}}},
+    }  # fmt: skip
+    recursive = {
+        "$schema": DRAFTS[3], "$id": SCHEMA_ID, "version": 1, "$recursiveAnchor": True,
+        "type": "object", "properties": {"kids": {"type": "array", "items": {"$recursiveRef": "#"}}},
+    }  # fmt: skip
+    for document in (dynamic, recursive):
+        schema = compile_schema(document)
+        schema.validate({"kids": [{"kids": []}, {}]})
+        with pytest.raises(EventValidationError, match=r"at \$\.kids\[0\]\.kids\[0\]: 1 is not"):
+            schema.validate({"kids": [{"kids": [1]}]})
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["#/definitions/none", "#nowhere", "#/definitions/a/items"],
+    ids=["pointer", "anchor", "through-false"],
+)
+def test_a_dangling_local_ref_is_refused_even_where_unused(ref: str) -> None:
+    schema = {**SCHEMA, "definitions": {"a": False, "unused": {"$ref": ref}}}
+    with pytest.raises(SchemaRegistrationError, match="points to nothing"):
+        compile_schema(schema)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("version", "\ud800"),
+        ("$id", "http://x/\udfff"),
+        ("version", 2**64),
+        ("version", -(2**63) - 1),
+    ],
+)
+def test_an_identity_that_cannot_be_written_is_refused_at_registration(
+    log: EventLog, key: str, value: Any
+) -> None:
+    with pytest.raises(SchemaRegistrationError, match="JSON line"):
+        log.register_schema({**SCHEMA, key: value})
+    assert not log.schemas
+
+
+def big_schema(properties: int) -> dict[str, Any]:
+    """A schema of ``17 * properties + 5`` nodes, references and categories included."""
+    return {
+        "$id": SCHEMA_ID,
+        "version": 1,
+        "type": "object",
+        "definitions": {"n": {"type": "integer", "minimum": 0}},
+        "properties": {
+            f"p{i}": {
+                "type": "object",
+                "properties": {
+                    "s": {"type": "string", "maxLength": 10, "pattern": "^a"},
+                    "n": {"$ref": "#/definitions/n", "categories": ["user_identifier"]},
+                    "e": {"enum": ["a", "b", "c"]},
+                },
+            }
+            for i in range(properties)
+        },
+    }
+
+
+def nodes(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + sum(nodes(v) for v in value.values())
+    if isinstance(value, list):
+        return 1 + sum(nodes(v) for v in value)
+    return 1
+
+
+def test_a_20_000_node_schema_registers_quickly(log: EventLog, events_file: Path) -> None:
+    document = big_schema(1_300)
+    deep = document["properties"]["deep"] = {}
+    for _ in range(60):  # too deep for code generation (an IndentationError in the past)
+        deep["type"], deep["properties"] = "object", {"a": {"type": "string"}, "n": {}}
+        deep = deep["properties"]["n"]
+    assert nodes(document) > 20_000
+    started = time.monotonic()
+    log.register_schema(document)
+    assert time.monotonic() - started < 5  # a hang guard: ~0.3 s here
+    log.record_event(SCHEMA_ID, 1, {"p7": {"s": "abc", "n": 1, "e": "a"}})
+    with pytest.raises(EventValidationError, match=r"\$\.p1199\.n: -1 is less than"):
+        log.record_event(SCHEMA_ID, 1, {"p1199": {"n": -1}})
+    assert len(read_lines(events_file)) == 1
+
+
+def alias_bomb(levels: int) -> bytes:
+    lines = [
+        "$id: http://event.jupyter.org/test",
+        "version: 1",
+        'x-a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+    ]
+    for level in range(1, levels):
+        lines.append(f"x-a{level}: &a{level} [" + ",".join([f"*a{level - 1}"] * 9) + "]")
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.mark.parametrize("levels", [6, 9], ids=["half-a-million", "the-issue's-bomb"])
+def test_yaml_aliases_cannot_multiply_the_document(
+    log: EventLog, tmp_path: Path, levels: int
+) -> None:
+    path = tmp_path / "bomb.yaml"
+    path.write_bytes(alias_bomb(levels))
+    started = time.monotonic()
+    with pytest.raises(SchemaLoadError, match=r"bomb\.yaml: YAML aliases expand the document"):
+        log.register_schema_file(path)
+    assert time.monotonic() - started < 5  # a hang guard
+    with pytest.raises(SchemaLoadError, match="YAML aliases"):
+        parse_document(alias_bomb(levels), "bomb")
+    assert not log.schemas
+
+
+def test_yaml_aliases_that_only_share_are_fine(log: EventLog, events_file: Path) -> None:
+    text = (
+        "$id: http://event.jupyter.org/test\nversion: 1\ntype: object\n"
+        "properties:\n  a: &path {type: string, pattern: '^/'}\n  b: *path\n"
+    )
+    log.register_schema(parse_document(text, "shared.yaml"))
+    log.record_event(SCHEMA_ID, 1, {"a": "/x", "b": "/y"})
+    with pytest.raises(EventValidationError, match=r"\$\.b"):
+        log.record_event(SCHEMA_ID, 1, {"b": "y"})
+    assert len(read_lines(events_file)) == 1
+
+
+def test_a_yaml_alias_into_itself_is_a_load_error() -> None:
+    with pytest.raises(SchemaLoadError, match="refers to a node that contains it"):
+        parse_document("$id: a\nversion: 1\nproperties:\n  x: &a {items: *a}\n", "loop.yaml")
+
+
+@pytest.mark.parametrize("draft", DRAFTS)
+def test_no_other_validator_s_message_leaks_out(draft: str | None) -> None:
+    # 0.1.0-era code generation said "data.x must match pattern ^a$" at "$['x']"
+    outcome = verdict(one_property(draft, {"pattern": "^a$"}), "a\n")
+    assert outcome == (
+        f"EventValidationError: event for schema {SCHEMA_ID!r} version 1 is invalid at $.x: "
+        '"a\\n" does not match "^a$"'
+    )
+
+
+@pytest.mark.parametrize("draft", DRAFTS)
+@pytest.mark.parametrize("schema_id", ["my event", "événement", "urn:x", "a\\b"])
+def test_the_id_is_a_name_not_a_uri_as_in_0_1_0(
+    draft: str | None, schema_id: str, file_handler: Any, events_file: Path
+) -> None:
+    log = EventLog(handlers=[file_handler], allowed_schemas=[schema_id])
+    log.register_schema(
+        {
+            **one_property(draft, {"$ref": "#/definitions/n"}),
+            "$id": schema_id,
+            "definitions": {"n": {"type": "integer"}},
+        }
+    )
+    log.record_event(schema_id, 1, {"x": 1})
+    with pytest.raises(EventValidationError, match=r"\$\.x: \"one\" is not of type"):
+        log.record_event(schema_id, 1, {"x": "one"})
+    assert read_lines(events_file)[0]["__schema__"] == schema_id
+
+
+@pytest.mark.parametrize("dialect", ["my dialect", "é", "http://127.0.0.1:9/unknown"])
+def test_an_unknown_schema_dialect_is_read_as_draft_7(dialect: str) -> None:
+    schema = {**one_property(None, {"type": "integer"}), "$schema": dialect}
+    assert verdict(schema, 1) == "valid"
+    assert verdict(schema, "one").startswith("EventValidationError")
