@@ -6,17 +6,20 @@ Everything here returns plain parsed data; checking it as a schema is
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import yaml
 
 from .errors import SchemaLoadError
+
+if TYPE_CHECKING:
+    import urllib.request
 
 MAX_SCHEMA_BYTES = 1024 * 1024
 #: How many nodes YAML aliases may expand a document to (a document that is
@@ -24,17 +27,25 @@ MAX_SCHEMA_BYTES = 1024 * 1024
 MAX_YAML_NODES = 100_000
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 # http(s) only, redirects included: no file:, ftp: or data: handler to be redirected to.
-_OPENER = urllib.request.OpenerDirector()
-for _handler in (
-    urllib.request.ProxyHandler(),
-    urllib.request.HTTPHandler(),
-    urllib.request.HTTPSHandler(),
-    urllib.request.HTTPDefaultErrorHandler(),
-    urllib.request.HTTPRedirectHandler(),
-    urllib.request.HTTPErrorProcessor(),
-):
-    _OPENER.add_handler(_handler)
+@functools.cache
+def _opener() -> urllib.request.OpenerDirector:
+    # urllib.request (and ssl) load on the first register_schema_url, not at import.
+    import urllib.request
+
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler(),
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPRedirectHandler(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
+        opener.add_handler(handler)
+    return opener
 
 
 def parse_document(text: str | bytes, source: str) -> Any:
@@ -135,7 +146,7 @@ def load_url(url: str, timeout: float, max_bytes: int = MAX_SCHEMA_BYTES) -> Any
     chunks: list[bytes] = []
     size = 0
     try:
-        with _OPENER.open(url, timeout=timeout) as response:
+        with _opener().open(url, timeout=timeout) as response:
             while size <= max_bytes:
                 if time.monotonic() > deadline:
                     raise SchemaLoadError(f"fetching schema {url!r} took longer than {timeout} s")

@@ -11,13 +11,12 @@ reaches a sink. The CLI checks and renders with the same functions.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import functools
 import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 import structlog
@@ -26,6 +25,9 @@ from . import _capsule, _render
 from ._schema import Schema
 from .errors import EventSerializationError, EventTooLargeError
 from .sinks import Emission, Sink
+
+if TYPE_CHECKING:
+    import asyncio
 
 _diagnostics = logging.getLogger("jupyter_telemetry")
 
@@ -217,6 +219,8 @@ def notify(
 
 
 def _schedule(listener: Listener, awaitable: Any, schema_id: str) -> None:
+    import asyncio  # only once a listener is a coroutine function: it costs ~15 ms to import
+
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
