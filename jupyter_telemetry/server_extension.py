@@ -1,9 +1,8 @@
 """A Jupyter Server extension that forwards the server's jupyter_events to OpenTelemetry.
 
-The wheel declares it disabled (``etc/jupyter/jupyter_server_config.d``), so
-installing the package sends nothing; ``jupyter server extension enable
---sys-prefix jupyter_telemetry`` or ``c.ServerApp.jpserver_extensions =
-{"jupyter_telemetry": True}`` enables it. Its :class:`EventLog` has the server
+Installing the package enables nothing; ``c.ServerApp.jpserver_extensions =
+{"jupyter_telemetry": True}`` (or ``--ServerApp.jpserver_extensions`` on the
+command line) enables it. Its :class:`EventLog` has the server
 as parent, so ``c.EventLog.*`` in the server's config applies.
 """
 

@@ -218,22 +218,15 @@ def test_the_extension_with_the_handler_also_in_the_config_forwards_each_event_o
     assert "c.EventLogger.handlers already forwards events" in jupyter.output()
 
 
-def test_the_installed_config_declares_the_extension_off_and_enable_turns_it_on(
+def test_installing_enables_nothing_and_a_config_file_enables_the_extension(
     server: Any, tmp_path: Path
 ) -> None:
-    # The wheel installs jupyter-config/ under etc/jupyter (pyproject's shared-data).
-    config_dir = tmp_path / "config"
-    (config_dir / "jupyter_server_config.d").mkdir(parents=True)
-    shipped = ROOT / "jupyter-config" / "jupyter_server_config.d" / "jupyter_telemetry.json"
-    installed = config_dir / "jupyter_server_config.d" / "jupyter_telemetry.json"
-    shutil.copy(shipped, installed)
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    wheel_data = pyproject.split("[tool.hatch.build.targets.wheel.shared-data]\n")[1]
-    assert wheel_data.startswith(
-        '"jupyter-config/jupyter_server_config.d" = "etc/jupyter/jupyter_server_config.d"\n'
-    )
-
-    off = server("", JUPYTER_CONFIG_DIR=str(config_dir))
+    # No config file ships with the package: jupyter_server gives the environment's
+    # jupyter_server_config.d precedence over the user's, so a shipped "disabled"
+    # entry would defeat `jupyter server extension enable --user`.
+    assert not (ROOT / "jupyter-config").exists()
+    assert "shared-data" not in (ROOT / "pyproject.toml").read_text()
+    off = server("")
     assert (
         off.request(
             "PUT", "/api/contents/x.txt", {"type": "file", "content": "", "format": "text"}
@@ -242,25 +235,7 @@ def test_the_installed_config_declares_the_extension_off_and_enable_turns_it_on(
     )
     assert "jupyter_telemetry" not in off.output()
 
-    enable = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jupyter_server.extension.serverextension",
-            "enable",
-            "--user",
-            "jupyter_telemetry",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=base_env(tmp_path, JUPYTER_CONFIG_DIR=str(config_dir)),
-    )
-    assert "Extension successfully enabled" in enable.stdout + enable.stderr, enable
-    assert json.loads(installed.read_text())["ServerApp"]["jpserver_extensions"] == {
-        "jupyter_telemetry": True
-    }
-    on = server("", JUPYTER_CONFIG_DIR=str(config_dir))  # no OTLP endpoint: a no-op
+    on = server('c.ServerApp.jpserver_extensions = {"jupyter_telemetry": True}\n')
     assert (
         on.request("PUT", "/api/contents/y.txt", {"type": "file", "content": "", "format": "text"})[
             0
@@ -268,7 +243,7 @@ def test_the_installed_config_declares_the_extension_off_and_enable_turns_it_on(
         == 201
     )
     assert "jupyter_telemetry | extension was successfully loaded" in on.output()
-    assert "no OpenTelemetry destination" in on.output()
+    assert "no OpenTelemetry destination" in on.output()  # no OTLP endpoint: a no-op
     assert "forwarding jupyter_events events" not in on.output()
 
 
