@@ -34,6 +34,25 @@ class Owned:
         self._shut = False
 
     def send(self, batch: Sequence[Item]) -> Counts:
+        counts = self._send(batch)
+        if counts[1] and self.transport.settings.protocol == "grpc":
+            self._renew()
+        return counts
+
+    def _renew(self) -> None:
+        """After a failed export, a new gRPC channel: the old one waits out its reconnect
+        back-off (up to 2 min) and would fail the next batches fast after the collector
+        returned."""
+        old = self.transport
+        try:
+            self.transport = old.renewed()
+        except Exception:  # keep the old one; it reconnects in time
+            return
+        old.shutdown()
+        if self._shut:  # shutdown() ran meanwhile and may have missed the new one
+            self.transport.shutdown()
+
+    def _send(self, batch: Sequence[Item]) -> Counts:
         if self.transport.seam:
             records, bad = [], 0
             for item in batch:

@@ -28,6 +28,11 @@ from ._records import Item, emit
 
 _diagnostics = logging.getLogger("jupyter_telemetry")
 
+# grpc shares a connection (and its reconnect back-off: 1 s growing to 120 s)
+# between every channel to one target unless each has its own pool; with it,
+# a new exporter (the SDK's own re-connect, or Transport.renewed) connects now.
+CHANNEL_OPTIONS: Any = (("grpc.use_local_subchannel_pool", 1),)
+
 #: switched off by the test that proves the public path delivers on its own
 PRIVATE_SEAMS = True
 
@@ -40,7 +45,11 @@ def make_exporter(settings: OTLPSettings) -> LogRecordExporter:
 
         insecure = True if settings.endpoint.startswith("http://") else None
         return GRPCExporter(
-            endpoint=settings.endpoint, insecure=insecure, headers=headers, timeout=settings.timeout
+            endpoint=settings.endpoint,
+            insecure=insecure,
+            headers=headers,
+            timeout=settings.timeout,
+            channel_options=CHANNEL_OPTIONS,
         )
     return HTTPExporter(endpoint=settings.endpoint, headers=headers, timeout=settings.timeout)
 
@@ -54,6 +63,7 @@ class Transport:
     """One exporter, its seam if usable, and the public path. One thread uses it."""
 
     def __init__(self, settings: OTLPSettings, resource: Resource) -> None:
+        self.settings = settings
         self.exporter = make_exporter(settings)
         client = getattr(self.exporter, "_client", None)
         if hasattr(self.exporter, "seam_used"):
@@ -67,6 +77,13 @@ class Transport:
         self._resource = resource
         self._provider: LoggerProvider | None = None
         self._collect = _Collect()
+
+    def renewed(self) -> Transport:
+        """A new exporter for the same settings (a gRPC channel not backing off)."""
+        fresh = Transport(self.settings, self._resource)
+        if not self.seam:
+            fresh.seam = ""  # this SDK was already found to lack it
+        return fresh
 
     def send(self, payload: bytes, count: int) -> bool | None:
         """Send an encoded request; ``None`` when the seam failed and the batch is unsent."""
