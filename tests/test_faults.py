@@ -474,7 +474,7 @@ def test_a_fork_never_waits_for_an_export_in_flight_and_each_event_arrives_once(
     expected = {"parent-before": 600, "parent-after": 100}
     if protocol == "grpc":  # gRPC is unusable in this child: said once, counted, not sent
         assert not child["flushed"]
-        assert child["dropped"]["grpc_unsafe_after_fork"] == 100, child
+        assert child["dropped"].get("grpc_unsafe_after_fork") == 100, child
         assert sum(child["dropped"].values()) == 100, child
         why = [w for w in child["warnings"] if "grpc_unsafe_after_fork" in w]
         assert len(why) == 1, child["warnings"]
