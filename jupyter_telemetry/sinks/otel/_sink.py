@@ -98,9 +98,6 @@ class _Core:
         self.streaks: set[str] = set()
         self.pipelines: list[Pipeline] = []
         self.threads: list[threading.Thread] = []
-        # One flag per worker, written by that worker only: it is inside its exporter.
-        # A fork copies them: the child knows whether a call was in flight, with no lock.
-        self.calling = [False] * self.workers
 
     def start(self, first: Pipeline | None) -> None:
         """Start the workers; ``first``, if given, is the first one's pipeline."""
@@ -109,7 +106,7 @@ class _Core:
         self.threads = [
             threading.Thread(
                 target=_work,
-                args=(self, n, first if n == 0 else None),
+                args=(self, first if n == 0 else None),
                 name=f"jupyter_telemetry.otel-{n}",
                 daemon=True,
             )
@@ -301,7 +298,9 @@ class _Core:
     def after_fork_in_child(self) -> None:
         # The parent's exporters and queue are the parent's: park them, never touch them.
         PARKED.extend(self.pipelines)
-        if self.grpc and (any(self.calling) or _grpc_fork_support_off()):
+        # Each transport's ``in_call`` flag (written by its worker, no lock) came with the fork.
+        in_call = any(getattr(p, "in_call", False) for p in self.pipelines)
+        if self.grpc and (in_call or _grpc_fork_support_off()):
             # gRPC skipped its fork handlers (a thread was inside it) or has none: a new
             # channel here hangs or crashes the process. Only this process is affected.
             self.off = "grpc_unsafe_after_fork"
@@ -315,9 +314,8 @@ def _grpc_fork_support_off() -> bool:
     return value.strip().lower() in _OFF
 
 
-def _work(core: _Core, index: int, pipeline: Pipeline | None) -> None:
+def _work(core: _Core, pipeline: Pipeline | None) -> None:
     """A worker thread: never dies of an exception, counts every record it takes."""
-    calling = core.calling
     try:
         while True:
             try:
@@ -328,7 +326,6 @@ def _work(core: _Core, index: int, pipeline: Pipeline | None) -> None:
                 continue
             if batch is None:
                 return
-            calling[index] = True
             try:
                 if pipeline is None:
                     pipeline = core.new_pipeline(core.report)
@@ -337,8 +334,6 @@ def _work(core: _Core, index: int, pipeline: Pipeline | None) -> None:
             except Exception:
                 core.report("export_failed")
                 counts = (0, len(batch), 0)
-            finally:
-                calling[index] = False
             core.settle(len(batch), counts)
             del batch
     finally:
