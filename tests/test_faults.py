@@ -360,58 +360,145 @@ def _pump(source: socket.socket, target: socket.socket) -> None:
         target.shutdown(socket.SHUT_WR)
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+# The application, in a process of its own: gRPC reads its settings once per process.
+# It records 600 events (a batch of 512 is held in flight), forks when told to, and the
+# child records 100 events, flushes, writes what it saw and exits normally.
+_FORKING_APP = """
+import json, logging, os, sys, time
+sys.path.insert(0, {tests!r})
+from conftest import EVENT, SCHEMA, SCHEMA_ID
+from jupyter_telemetry import EventLog
+
+class Warnings(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+warnings = Warnings()
+logging.getLogger("jupyter_telemetry").addHandler(warnings)
+log = EventLog(handlers=[logging.FileHandler("events.log")], allowed_schemas=[SCHEMA_ID],
+               otlp_endpoint={endpoint!r}, otlp_protocol={protocol!r}, service_name={service!r},
+               otlp_timeout=15.0)
+log.register_schema(SCHEMA)
+for count in range(600):
+    log.record_event(SCHEMA_ID, 1, {{**EVENT, "user": "parent-before", "count": count}})
+sys.stdin.readline()  # the first batch is held in flight
+if {forget_env}:  # gRPC read it at start-up; from here only the call in flight tells
+    del os.environ["GRPC_ENABLE_FORK_SUPPORT"]
+started = time.monotonic()
+pid = os.fork()
+if pid == 0:
+    warnings.messages.clear()
+    for count in range(100):
+        log.record_event(SCHEMA_ID, 1, {{**EVENT, "user": "child", "count": count}})
+    flushed = log.flush(10)
+    state = dict(flushed=flushed, dropped=log.otel_dropped_by_reason, warnings=warnings.messages)
+    with open("child.json", "w") as out:
+        json.dump(state, out)
+    sys.exit(0)  # a normal exit: atexit hooks and finalisers run in the child
+print(time.monotonic() - started, flush=True)
+sys.stdin.readline()  # the held batch was released
+for count in range(100):
+    log.record_event(SCHEMA_ID, 1, {{**EVENT, "user": "parent-after", "count": count}})
+flushed = log.flush(20)
+_, status = os.waitpid(pid, 0)
+print(json.dumps(dict(flushed=flushed, child_exit=os.waitstatus_to_exitcode(status))), flush=True)
+log.shutdown(5)
+"""
+
+
+# gRPC's own fork handling (its event engine's) crashes some children forked during a call
+# even if they never call gRPC (about 1 in 4 here, grpcio 1.85). GRPC_ENABLE_FORK_SUPPORT=false,
+# gRPC's documented setting for children that do not use it, leaves them alone: with it, what
+# is left to test is ours.
+@pytest.mark.parametrize(
+    ("protocol", "grpc_env", "forget_env"),
+    [
+        ("http/protobuf", {}, False),
+        ("grpc", {"GRPC_ENABLE_FORK_SUPPORT": "false"}, False),
+        ("grpc", {"GRPC_ENABLE_FORK_SUPPORT": "false"}, True),
+    ],
+    ids=["http", "grpc-fork-support-off", "grpc-call-in-flight"],
+)
 def test_a_fork_never_waits_for_an_export_in_flight_and_each_event_arrives_once(
-    collector: Collector, protocol: str, figures: Any
+    collector: Collector,
+    protocol: str,
+    grpc_env: dict[str, str],
+    forget_env: bool,
+    tmp_path: Path,
+    figures: Any,
 ) -> None:
     upstream = int(endpoint(collector, protocol).rsplit(":", 1)[1])
     proxy = HoldingProxy(upstream)
     service = unique()
+    program = _FORKING_APP.format(
+        tests=str(Path(__file__).parent),
+        endpoint=f"http://127.0.0.1:{proxy.port}",
+        protocol=protocol,
+        service=service,
+        forget_env=forget_env,
+    )
+    env = {**os.environ, **grpc_env}
+    app = subprocess.Popen(
+        [sys.executable, "-c", program],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
     try:
-        log = otlp_log(
-            f"http://127.0.0.1:{proxy.port}",
-            otlp_protocol=protocol,
-            service_name=service,
-            otlp_timeout=15.0,
-        )
-        for count in range(600):  # a batch of 512 goes out at once and is held
-            log.record_event(SCHEMA_ID, 1, {**EVENT, "user": "parent-before", "count": count})
+        assert app.stdin is not None and app.stdout is not None
         assert proxy.holding.wait(10), "the first batch never went out"
-        started = time.monotonic()
-        pid = os.fork()
-        if pid == 0:  # child: a fresh sink of its own, nothing of the parent's
-            code = 1
-            try:
-                fresh = log.otel_dropped == 0 and log._otel is not None and not log._otel.queued
-                for count in range(100):
-                    log.record_event(SCHEMA_ID, 1, {**EVENT, "user": "child", "count": count})
-                code = 0 if fresh and log.flush(20) and log.otel_dropped == 0 else 2
-            finally:
-                os._exit(code)
-        fork_seconds = time.monotonic() - started
+        app.stdin.write("fork\n")
+        app.stdin.flush()
+        fork_seconds = float(app.stdout.readline() or "nan")
         proxy.release.set()
-        for count in range(100):
-            log.record_event(SCHEMA_ID, 1, {**EVENT, "user": "parent-after", "count": count})
-        assert log.flush(20)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-        log.shutdown(5)
+        app.stdin.write("released\n")
+        app.stdin.flush()
+        out, err = app.communicate(timeout=90)
     finally:
+        app.kill()
         proxy.close()
+    assert app.returncode == 0, err[-3000:]
     assert fork_seconds < 1.0, f"fork() took {fork_seconds:.2f} s with an export held"
-    collector.wait_for_logs(800, predicate=of_service(service))
+    parent = json.loads(out.splitlines()[-1])
+    assert parent["child_exit"] == 0, f"the child died: {parent}\n{err[-3000:]}"
+    assert parent["flushed"], err[-3000:]
+    child = json.loads((tmp_path / "child.json").read_text())
+    lines = read_lines(tmp_path / "events.log")
+    assert sorted(x["count"] for x in lines if x["user"] == "child") == list(range(100))
+    expected = {"parent-before": 600, "parent-after": 100}
+    if protocol == "grpc":  # gRPC is unusable in this child: said once, counted, not sent
+        assert not child["flushed"]
+        assert child["dropped"].get("grpc_unsafe_after_fork") == 100, child
+        assert sum(child["dropped"].values()) == 100, child
+        why = [w for w in child["warnings"] if "grpc_unsafe_after_fork" in w]
+        assert len(why) == 1, child["warnings"]
+        reason = (
+            "forked while a gRPC export was in flight" if forget_env else "gRPC fork support is off"
+        )
+        assert reason in why[0], why
+    else:
+        assert child["flushed"] and sum(child["dropped"].values()) == 0, child
+        assert child["warnings"] == [], child
+        expected["child"] = 100
+    collector.wait_for_logs(sum(expected.values()), predicate=of_service(service))
+    time.sleep(0.5)  # anything sent twice or by the child arrives by now
     received = _users(collector, service)
     assert max(received.values()) == 1, "an event arrived twice"
-    assert Counter(user for user, _ in received) == {
-        "parent-before": 600,
-        "child": 100,
-        "parent-after": 100,
-    }
+    assert Counter(user for user, _ in received) == expected
     figures(
         protocol=protocol,
+        grpc_env=grpc_env,
+        env_forgotten_before_fork=forget_env,
         fork_seconds=round(fork_seconds, 3),
         offered=800,
         delivered_distinct=len(received),
+        child_dropped=child["dropped"],
         duplicates=sum(received.values()) - len(received),
     )
 
@@ -514,7 +601,12 @@ def test_forks_under_a_steady_stream_duplicate_and_lose_nothing(
                     log.record_event(
                         SCHEMA_ID, 1, {**EVENT, "user": f"child{round_}", "count": count}
                     )
-                code = 0 if log.flush(15) and log.otel_dropped == 0 else 2
+                if log.flush(15) and log.otel_dropped == 0:
+                    code = 0
+                elif log.otel_dropped_by_reason.get("grpc_unsafe_after_fork") == 50:
+                    code = 3  # forked during a gRPC call: counted, not sent
+                else:
+                    code = 2
             finally:
                 os._exit(code)
         children.append(pid)
@@ -522,8 +614,9 @@ def test_forks_under_a_steady_stream_duplicate_and_lose_nothing(
     codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
     seconds = time.monotonic() - started
     log.shutdown(5)
-    assert codes == [0] * forks, codes
-    expected = offered + 50 * forks
+    allowed = {0, 3} if protocol == "grpc" else {0}
+    assert set(codes) <= allowed, codes
+    expected = offered + 50 * codes.count(0)
     collector.wait_for_logs(expected, timeout=60, predicate=of_service(service))
     received = _users(collector, service)
     assert max(received.values()) == 1, [k for k, v in received.items() if v > 1][:10]
@@ -534,7 +627,8 @@ def test_forks_under_a_steady_stream_duplicate_and_lose_nothing(
         offered=expected,
         delivered_distinct=len(received),
         duplicates=sum(received.values()) - len(received),
-        children_failed=sum(1 for code in codes if code),
+        children_failed=sum(1 for code in codes if code not in allowed),
+        children_forked_during_grpc_call=codes.count(3),
         seconds=round(seconds, 2),
     )
 

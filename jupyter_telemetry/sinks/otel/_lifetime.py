@@ -18,6 +18,21 @@ PARKED: list[Any] = []  # a forked child's copies of the parent's exporters: nev
 _installed = False
 
 
+def _immortal(obj: object) -> None:
+    """Keep ``obj`` (and what it holds) alive until the process ends, past interpreter exit.
+
+    A child that exits normally frees its module globals. Freeing a copy of the
+    parent's gRPC channel there shuts down the connection the parent shares
+    (the parent's export in flight fails) and can crash the child.
+    """
+    try:
+        import ctypes
+
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+    except (ImportError, AttributeError):  # pragma: no cover - no CPython C API
+        pass
+
+
 def _stop_all() -> None:
     """Stop every sink at once: exit takes the largest ``exit_timeout``, not their sum."""
     cores = [core for core in list(CORES) if not core.abandoned]
@@ -56,6 +71,8 @@ def install() -> None:
         return
     _installed = True
     import multiprocessing.util
+
+    _immortal(PARKED)
 
     atexit.register(_stop_all)
     multiprocessing.util.register_after_fork(_OWNER, _in_multiprocessing_child)

@@ -25,6 +25,10 @@ class Pipeline(Protocol):
     def shutdown(self) -> None:
         """Release the exporter (interrupts a retry back-off); idempotent."""
 
+    @property
+    def in_call(self) -> bool:
+        """Inside its exporter's call (a fork now leaves gRPC unusable in the child)."""
+
 
 class Owned:
     """Encode and export through an exporter of our own (one per worker)."""
@@ -32,6 +36,10 @@ class Owned:
     def __init__(self, transport: Transport, encoder: Encoder, report: Callable[[str], None]):
         self.transport, self.encoder, self.report = transport, encoder, report
         self._shut = False
+
+    @property
+    def in_call(self) -> bool:
+        return self.transport.in_call
 
     def send(self, batch: Sequence[Item]) -> Counts:
         counts = self._send(batch)
@@ -83,6 +91,8 @@ class Emitting:
     def __init__(self, provider: APILoggerProvider, report: Callable[[str], None]) -> None:
         self.logger = provider.get_logger(SCOPE, __version__)
         self.report = report
+
+    in_call = False  # the application's processors export, not us
 
     def send(self, batch: Sequence[Item]) -> Counts:
         bad = 0

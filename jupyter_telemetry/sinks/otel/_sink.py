@@ -13,12 +13,17 @@ stops every sink together, bounded by the largest ``exit_timeout``;
 ``multiprocessing`` children flush through multiprocessing's own finalisers
 (they end with ``os._exit``); after ``os.fork()`` the child starts afresh
 (the parent's queue is the parent's to send) and the parent never waits.
+A child forked while one of our gRPC calls was in flight (gRPC then skips its
+fork handlers: its state in the child is unusable), or with gRPC's fork
+support turned off, never calls into gRPC: its records are counted under
+``grpc_unsafe_after_fork`` with one warning.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
 import weakref
@@ -38,7 +43,14 @@ from ._records import TIME_LIMIT, Item, attributes, split
 from ._transport import Transport, resource
 
 MAX_BATCH_BYTES = 1_000_000  #: UTF-8 bytes of JSON per export request (a bigger event goes alone)
-REASONS = ("queue_full", "export_failed", "unencodable", "unsent_at_shutdown")
+REASONS = (
+    "queue_full",
+    "export_failed",
+    "unencodable",
+    "unsent_at_shutdown",
+    "grpc_unsafe_after_fork",
+)
+_OFF = ("0", "false", "no", "off")  # gRPC's spellings of a false GRPC_ENABLE_FORK_SUPPORT
 
 _diagnostics = logging.getLogger("jupyter_telemetry")
 
@@ -56,6 +68,7 @@ class _Core:
         schedule_delay: float,
         exit_timeout: float,
         target: str,
+        grpc: bool = False,
     ) -> None:
         self.new_pipeline = new_pipeline
         self.workers = workers
@@ -63,7 +76,10 @@ class _Core:
         self.batch_size, self.delay = max_batch_size, schedule_delay
         self.exit_timeout = exit_timeout
         self.target = target
+        self.grpc = grpc
         self.stopping = False
+        #: why this process must not export (a reason in REASONS), for good: a grandchild inherits it
+        self.off: str | None = None
         self._fresh()
 
     def _fresh(self) -> None:
@@ -105,6 +121,16 @@ class _Core:
         if reason in self.streaks:
             return
         self.streaks.add(reason)
+        if reason == "grpc_unsafe_after_fork":
+            _diagnostics.warning(
+                "jupyter_telemetry: %s, so this process does not export over OpenTelemetry "
+                "(gRPC cannot be used safely here); its records are counted in otel_dropped "
+                "(grpc_unsafe_after_fork); the JSON-lines file holds every event",
+                "gRPC fork support is off (GRPC_ENABLE_FORK_SUPPORT)"
+                if _grpc_fork_support_off()
+                else "this process was forked while a gRPC export was in flight",
+            )
+            return
         messages = {
             "queue_full": "the OpenTelemetry queue is full: new events are not exported",
             "export_failed": f"exporting to {self.target} failed (after the exporter's retries)",
@@ -121,6 +147,11 @@ class _Core:
 
     def put(self, item: Item) -> None:
         size = len(item.line)
+        if self.off:
+            with self.lock:
+                self.dropped[self.off] += 1
+            self.report(self.off)
+            return
         with self.lock:
             if self.stopping:
                 self.dropped["unsent_at_shutdown"] += 1
@@ -267,9 +298,20 @@ class _Core:
     def after_fork_in_child(self) -> None:
         # The parent's exporters and queue are the parent's: park them, never touch them.
         PARKED.extend(self.pipelines)
+        # Each transport's ``in_call`` flag (written by its worker, no lock) came with the fork.
+        in_call = any(getattr(p, "in_call", False) for p in self.pipelines)
+        if self.grpc and (in_call or _grpc_fork_support_off()):
+            # gRPC skipped its fork handlers (a thread was inside it) or has none: a new
+            # channel here hangs or crashes the process. Only this process is affected.
+            self.off = "grpc_unsafe_after_fork"
         self._fresh()
-        if not self.stopping:  # a sink the parent shut down stays shut down
+        if not self.stopping and not self.off:  # a sink the parent shut down stays shut down
             self.start(None)
+
+
+def _grpc_fork_support_off() -> bool:
+    value = os.environ.get("GRPC_ENABLE_FORK_SUPPORT", "")
+    return value.strip().lower() in _OFF
 
 
 def _work(core: _Core, pipeline: Pipeline | None) -> None:
@@ -306,8 +348,8 @@ class OTelSink:
     only flushes it) or ``settings`` (the sink builds its own exporters; the
     first is built here, so a configuration the SDK refuses raises now).
     Counters: :attr:`exported`, :attr:`dropped` and :attr:`dropped_by_reason`
-    (``queue_full``, ``export_failed``, ``unencodable``, ``unsent_at_shutdown``);
-    each record counts once, whichever thread gives up on it.
+    (``queue_full``, ``export_failed``, ``unencodable``, ``unsent_at_shutdown``,
+    ``grpc_unsafe_after_fork``); each record counts once, whichever thread gives up on it.
     """
 
     def __init__(
@@ -335,14 +377,14 @@ class OTelSink:
             def new_pipeline(report: Callable[[str], None]) -> Pipeline:
                 return Owned(Transport(settings, res), encoder, report)
 
-            workers, target = 2, settings.endpoint
+            workers, target, grpc = 2, settings.endpoint, settings.protocol == "grpc"
         else:
             assert provider is not None
 
             def new_pipeline(report: Callable[[str], None]) -> Pipeline:
                 return Emitting(provider, report)
 
-            workers, target = 1, "the application's logger provider"
+            workers, target, grpc = 1, "the application's logger provider", False
         core = _Core(
             new_pipeline,
             workers,
@@ -352,6 +394,7 @@ class OTelSink:
             schedule_delay,
             exit_timeout,
             target,
+            grpc,
         )
         # An exporter the SDK refuses to build (a malformed OTEL_* value) raises here.
         core.start(new_pipeline(core.report) if settings is not None else None)
@@ -413,7 +456,7 @@ class OTelSink:
         """Send everything queued; ``True`` when it all got through in time."""
         core = self._core
         deadline = time.monotonic() + (30.0 if timeout is None else timeout)
-        if core.stopping:
+        if core.stopping or core.off:
             return False
         failed_before = core.dropped["export_failed"] + core.dropped["unencodable"]
         with core.lock:

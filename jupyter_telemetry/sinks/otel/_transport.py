@@ -76,6 +76,8 @@ class Transport:
             self.seam = ""
         self._resource = resource
         self._provider: LoggerProvider | None = None
+        #: inside the exporter; written by the one thread using this transport, read after a fork
+        self.in_call = False
         self._collect = _Collect()
 
     def renewed(self) -> Transport:
@@ -87,6 +89,7 @@ class Transport:
 
     def send(self, payload: bytes, count: int) -> bool | None:
         """Send an encoded request; ``None`` when the seam failed and the batch is unsent."""
+        self.in_call = True
         try:
             if self.seam == "grpc":
                 from ._grpc import Encoded
@@ -103,6 +106,8 @@ class Transport:
         except Exception:
             if self.seam == "grpc" and getattr(self.exporter, "seam_used", False):
                 return False  # an exporter that raises after encoding: the batch is lost
+        finally:
+            self.in_call = False
         _diagnostics.warning(
             "jupyter_telemetry: this OpenTelemetry SDK does not take encoded requests "
             "(%s seam): exporting through its public API from now on",
@@ -126,10 +131,13 @@ class Transport:
         records = self._collect.take()
         if not records:
             return 0, 0, bad
+        self.in_call = True
         try:
             ok = self.exporter.export(records) is LogRecordExportResult.SUCCESS
         except Exception:  # an exporter must not raise; one that does loses its batch
             ok = False
+        finally:
+            self.in_call = False
         return (len(records), 0, bad) if ok else (0, len(records), bad)
 
     def shutdown(self) -> None:
