@@ -312,7 +312,7 @@ class EventLog(Configurable):
     @property
     def otel_dropped_by_reason(self) -> dict[str, int]:
         """:attr:`otel_dropped` per reason: ``queue_full``, ``export_failed``, ``unencodable``,
-        ``unsent_at_shutdown``."""
+        ``unsent_at_shutdown``, ``grpc_unsafe_after_fork``."""
         return self._otel.dropped_by_reason if self._otel else {}
 
     # -- schemas ---------------------------------------------------------------
