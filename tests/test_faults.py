@@ -575,7 +575,11 @@ def test_an_eventlog_shut_down_before_a_fork_stays_down_in_the_child() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+# HTTP only: with gRPC's default fork support, gRPC itself crashes some children
+# forked during a call (about 1 in 4, before any of our code runs: README,
+# RELIABILITY.md); what our sink does in such a child is tested, in a process
+# of its own, by test_a_fork_never_waits_for_an_export_in_flight_... above.
+@pytest.mark.parametrize("protocol", ["http/protobuf"])
 def test_forks_under_a_steady_stream_duplicate_and_lose_nothing(
     collector: Collector, protocol: str, figures: Any
 ) -> None:
@@ -601,12 +605,7 @@ def test_forks_under_a_steady_stream_duplicate_and_lose_nothing(
                     log.record_event(
                         SCHEMA_ID, 1, {**EVENT, "user": f"child{round_}", "count": count}
                     )
-                if log.flush(15) and log.otel_dropped == 0:
-                    code = 0
-                elif log.otel_dropped_by_reason.get("grpc_unsafe_after_fork") == 50:
-                    code = 3  # forked during a gRPC call: counted, not sent
-                else:
-                    code = 2
+                code = 0 if log.flush(15) and log.otel_dropped == 0 else 2
             finally:
                 os._exit(code)
         children.append(pid)
@@ -614,8 +613,7 @@ def test_forks_under_a_steady_stream_duplicate_and_lose_nothing(
     codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
     seconds = time.monotonic() - started
     log.shutdown(5)
-    allowed = {0, 3} if protocol == "grpc" else {0}
-    assert set(codes) <= allowed, codes
+    assert set(codes) == {0}, codes
     expected = offered + 50 * codes.count(0)
     collector.wait_for_logs(expected, timeout=60, predicate=of_service(service))
     received = _users(collector, service)
@@ -627,8 +625,7 @@ def test_forks_under_a_steady_stream_duplicate_and_lose_nothing(
         offered=expected,
         delivered_distinct=len(received),
         duplicates=sum(received.values()) - len(received),
-        children_failed=sum(1 for code in codes if code not in allowed),
-        children_forked_during_grpc_call=codes.count(3),
+        children_failed=sum(1 for code in codes if code != 0),
         seconds=round(seconds, 2),
     )
 
