@@ -33,17 +33,6 @@ def format_timestamp(utc: datetime) -> str:
 _second_cache: tuple[int, str] = (-1, "")
 
 
-def _format_micros(micros: int) -> str:
-    """``format_timestamp`` for Unix microseconds, reusing the formatted second."""
-    global _second_cache
-    second, fraction = divmod(micros, 1_000_000)
-    cached_second, prefix = _second_cache
-    if second != cached_second:
-        prefix = (_EPOCH + timedelta(seconds=second)).isoformat()
-        _second_cache = (second, prefix)
-    return f"{prefix}.{fraction:06d}Z" if fraction else prefix + "Z"
-
-
 def timestamp(override: datetime | None = None) -> tuple[int, str]:
     """Return ``(unix_nanoseconds, rfc3339)`` for now, or for ``override``.
 
@@ -51,8 +40,14 @@ def timestamp(override: datetime | None = None) -> tuple[int, str]:
     Both forms denote the same instant, to the microsecond.
     """
     if override is None:
+        global _second_cache
         micros = time.time_ns() // 1000
-        return micros * 1000, _format_micros(micros)
+        second, fraction = divmod(micros, 1_000_000)
+        cached_second, prefix = _second_cache
+        if second != cached_second:
+            prefix = (_EPOCH + timedelta(seconds=second)).isoformat()
+            _second_cache = (second, prefix)
+        return micros * 1000, (f"{prefix}.{fraction:06d}Z" if fraction else prefix + "Z")
     if not isinstance(override, datetime):
         raise TypeError(
             f"timestamp_override must be a datetime.datetime, got {type(override).__name__}"

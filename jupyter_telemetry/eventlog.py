@@ -151,7 +151,7 @@ class EventLog(Configurable):
         # The logger exists before traits are set, so handlers given to the
         # constructor or by config are attached by the observer below.
         self._registry = _schema.Registry()
-        self._routes: dict[tuple[str, str], Route] = {}
+        self._routes: dict[tuple[str, int | str], Route] = {}
         self._unknown: dict[str, Redactor | None] = {}  # forward(): policies of unknown schemas
         self._sinks: tuple[Sink, ...] = ()
         self._modifiers: list[tuple[str | None, Modifier]] = []
@@ -226,16 +226,19 @@ class EventLog(Configurable):
         """Decide, once, which schemas are recorded, how, and which sinks are live."""
         allowed = self.allowed_schemas
         self._max_event_size = self.max_event_size
-        self._routes = {
-            schema.key: Route(
-                schema,
-                _categories.redactor(schema.document, allowed, schema.id),
-                self._for(self._modifiers, schema.id),
-                self._for(self._listeners, schema.id),
-            )
-            for schema in self._registry
-            if schema.id in allowed
-        }
+        routes: dict[tuple[str, int | str], Route] = {}
+        for schema in self._registry:
+            if schema.id in allowed:
+                route = Route(
+                    schema,
+                    _categories.redactor(schema.document, allowed, schema.id),
+                    self._for(self._modifiers, schema.id),
+                    self._for(self._listeners, schema.id),
+                )
+                # Keyed by the version as registered too: record_event's usual call
+                # then finds its route without converting the version.
+                routes[schema.key] = routes[(schema.id, schema.version)] = route
+        self._routes = routes
         self._unknown = {}
         lines: tuple[Sink, ...] = (self._lines,) if self._lines.live else ()
         self._sinks = lines + ((self._otel,) if self._otel else ())
@@ -432,15 +435,21 @@ class EventLog(Configurable):
         if schema_id is None or version is None or event is None:
             raise TypeError("record_event() needs schema_id, version and event")
 
-        route = self._route(schema_id, version)
-        if route is None:
-            return None
+        try:
+            route = self._routes.get((schema_id, version))
+        except TypeError:  # an unhashable version: _route names the problem
+            route = None
+        if route is None or type(version) is bool or not (self._sinks or route.listeners):
+            route = self._route(schema_id, version)
+            if route is None:
+                return None
         schema = route.schema
         data = _pipeline.as_event(event)
         if route.modifiers:
             data = _pipeline.modify(route.modifiers, schema.id, data)
         schema.validate(data)
-        data = _pipeline.redact(route.redact, schema.id, schema.version, data)
+        if route.redact is not None:
+            data = _pipeline.redact(route.redact, schema.id, schema.version, data)
         time_ns, stamp = _capsule.timestamp(timestamp_override)
         capsule = _pipeline.capsule(schema, data, stamp)
         render_line = self._render_line if route.redact is None else self._render_redacted

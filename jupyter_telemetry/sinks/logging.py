@@ -35,9 +35,9 @@ class EventsLogger(logging.Logger):
     """
 
     def isEnabledFor(self, level: int) -> bool:
-        return (
-            not self.disabled and self.manager.disable < level and level >= self.getEffectiveLevel()
-        )
+        if self.disabled or self.manager.disable >= level:
+            return False
+        return level >= self.getEffectiveLevel()
 
     def callHandlers(self, record: logging.LogRecord) -> None:
         found = 0
