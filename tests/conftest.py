@@ -128,6 +128,23 @@ def eventlog(file_handler: logging.FileHandler) -> Iterator[EventLog]:
     log.shutdown(timeout=5)
 
 
+@pytest.fixture
+def make_log(file_handler: logging.Handler) -> Iterator[Callable[..., EventLog]]:
+    """``make_log(**traits) -> EventLog`` recording SCHEMA to ``file_handler``; all shut down after."""
+    made: list[EventLog] = []
+
+    def make(**traits: Any) -> EventLog:
+        traits.setdefault("handlers", [file_handler])
+        log = EventLog(allowed_schemas=[SCHEMA_ID], **traits)
+        log.register_schema(SCHEMA)
+        made.append(log)
+        return log
+
+    yield make
+    for log in made:
+        log.shutdown(timeout=2)
+
+
 @pytest.fixture(scope="session")
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real OTLP collector process (rotel) on 127.0.0.1, shared by the session."""

@@ -14,7 +14,6 @@ checks the exactly-once half only on a build that has the extension.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest
 import yaml
 from _collector import Collector, ReceivedLog
 from _otelcol import OTELCOL, STORAGE, Otelcol, has_storage, names, runnable, validate
-from conftest import EVENT, SCHEMA, SCHEMA_ID, of_service, read_lines, unique
+from conftest import EVENT, SCHEMA_ID, of_service, read_lines, unique
 
 from jupyter_telemetry import EventLog
 
@@ -62,21 +61,6 @@ def otelcol(tmp_path: Path, collector: Collector) -> Iterator[Callable[..., Otel
     yield make
     for proc in made:
         proc.stop()
-
-
-@pytest.fixture
-def make_log(file_handler: logging.FileHandler) -> Iterator[Callable[..., EventLog]]:
-    made: list[EventLog] = []
-
-    def make(**traits: Any) -> EventLog:
-        log = EventLog(handlers=[file_handler], allowed_schemas=[SCHEMA_ID], **traits)
-        log.register_schema(SCHEMA)
-        made.append(log)
-        return log
-
-    yield make
-    for log in made:
-        log.shutdown(timeout=5)
 
 
 def capsule_line(

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -39,22 +38,6 @@ from jupyter_telemetry import EventLog, __version__
 
 def from_service(collector: Collector, name: str, n: int = 1) -> list[ReceivedLog]:
     return collector.wait_for_logs(n, predicate=lambda r: r.resource.get("service.name") == name)
-
-
-@pytest.fixture
-def make_log(file_handler: logging.Handler) -> Iterator[Any]:
-    made: list[EventLog] = []
-
-    def make(**traits: Any) -> EventLog:
-        traits.setdefault("handlers", [file_handler])
-        log = EventLog(allowed_schemas=[SCHEMA_ID], **traits)
-        log.register_schema(SCHEMA)
-        made.append(log)
-        return log
-
-    yield make
-    for log in made:
-        log.shutdown(timeout=2)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

@@ -8,33 +8,17 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import traitlets
 from _collector import Collector
-from conftest import EVENT, PROTOCOLS, SCHEMA, SCHEMA_ID, endpoint, of_service, read_lines, unique
+from conftest import EVENT, PROTOCOLS, SCHEMA_ID, endpoint, of_service, read_lines, unique
 
 from jupyter_telemetry import EventLog
 
 TESTS = str(Path(__file__).parent)
-
-
-@pytest.fixture
-def make_log(file_handler: logging.Handler) -> Iterator[Any]:
-    made: list[EventLog] = []
-
-    def make(**traits: Any) -> EventLog:
-        log = EventLog(handlers=[file_handler], allowed_schemas=[SCHEMA_ID], **traits)
-        log.register_schema(SCHEMA)
-        made.append(log)
-        return log
-
-    yield make
-    for log in made:
-        log.shutdown(timeout=2)
 
 
 def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:

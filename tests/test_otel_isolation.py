@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,30 +12,14 @@ from typing import Any
 import orjson
 import pytest
 from _collector import Collector, ReceivedLog
-from conftest import EVENT, PROTOCOLS, SCHEMA, SCHEMA_ID, endpoint, of_service, read_lines, unique
+from conftest import EVENT, PROTOCOLS, SCHEMA_ID, endpoint, of_service, read_lines, unique
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
-from jupyter_telemetry import EventLog
 from jupyter_telemetry.sinks import Emission
 
 STAMP = "jupyter.event.timestamp"
-
-
-@pytest.fixture
-def make_log(file_handler: logging.Handler) -> Iterator[Any]:
-    made: list[EventLog] = []
-
-    def make(**traits: Any) -> EventLog:
-        log = EventLog(handlers=[file_handler], allowed_schemas=[SCHEMA_ID], **traits)
-        log.register_schema(SCHEMA)
-        made.append(log)
-        return log
-
-    yield make
-    for log in made:
-        log.shutdown(timeout=2)
 
 
 def by_count(records: list[ReceivedLog]) -> dict[Any, ReceivedLog]:
