@@ -117,6 +117,8 @@ def read_header(capsule: Mapping[str, Any]) -> Header:
     ``__schema__``, a ``__schema_version__`` that is neither int nor str, or a
     ``__metadata_version__`` other than ``METADATA_VERSION``.
     """
+    if not isinstance(capsule, Mapping):
+        raise ValueError(f"not an event capsule: a {type(capsule).__name__}, not a JSON object")
     missing = [key for key in CAPSULE_KEYS if key not in capsule]
     if missing:
         raise ValueError("not an event capsule: missing " + ", ".join(missing))

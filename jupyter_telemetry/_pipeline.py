@@ -165,15 +165,14 @@ def render(
     Raises ``EventSerializationError`` (a ``TypeError``) for a value JSON cannot
     hold and ``EventTooLargeError`` (a ``ValueError``) for a line over the limit.
     """
-    schema_id, version = capsule["__schema__"], capsule["__schema_version__"]
     try:
         line = render_line(capsule)
     except (TypeError, ValueError, RecursionError) as exc:
-        raise unserialisable(schema_id, version, exc) from None
+        raise unserialisable(capsule["__schema__"], capsule["__schema_version__"], exc) from None
     if len(line) > max_size > 0:
         raise EventTooLargeError(
-            f"{where(schema_id, version)} renders to {len(line)} characters, "
-            f"more than max_event_size ({max_size})"
+            f"{where(capsule['__schema__'], capsule['__schema_version__'])} renders to "
+            f"{len(line)} characters, more than max_event_size ({max_size})"
         )
     return line
 

@@ -252,9 +252,10 @@ def test_forward_of_a_registered_schema_applies_its_categories(events_file: Path
         {**_capsule(), "__timestamp__": "yesterday"},
         {**_capsule(), "__schema_version__": 1.5},
         {**_capsule(), "__metadata_version__": 2},
+        "__timestamp__ __schema__ __schema_version__ __metadata_version__",
     ],
 )
-def test_forward_refuses_a_malformed_capsule(events_file: Path, broken: dict[str, Any]) -> None:
+def test_forward_refuses_a_malformed_capsule(events_file: Path, broken: Any) -> None:
     log = _log(events_file, allowed_schemas=[_capsule()["__schema__"], "x"])
     with pytest.raises(ValueError):
         log.forward(broken)
