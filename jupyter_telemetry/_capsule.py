@@ -30,7 +30,9 @@ def format_timestamp(utc: datetime) -> str:
     return utc.isoformat() + "Z"
 
 
-_second_cache: tuple[int, str] = (-1, "")
+#: ``(unix second, its isoformat + ".", its isoformat + "Z")`` for the second last stamped;
+#: one tuple, read once per call, so a thread never mixes two seconds
+_second: tuple[int, str, str] = (-1, "", "")
 
 
 def timestamp(override: datetime | None = None) -> tuple[int, str]:
@@ -40,14 +42,14 @@ def timestamp(override: datetime | None = None) -> tuple[int, str]:
     Both forms denote the same instant, to the microsecond.
     """
     if override is None:
-        global _second_cache
         micros = time.time_ns() // 1000
-        second, fraction = divmod(micros, 1_000_000)
-        cached_second, prefix = _second_cache
-        if second != cached_second:
-            prefix = (_EPOCH + timedelta(seconds=second)).isoformat()
-            _second_cache = (second, prefix)
-        return micros * 1000, (f"{prefix}.{fraction:06d}Z" if fraction else prefix + "Z")
+        second = _second
+        if micros // 1_000_000 != second[0]:
+            second = _new_second(micros // 1_000_000)
+        fraction = str(micros % 1_000_000 + 1_000_000)[1:]  # six digits, faster than a format
+        if fraction == "000000":  # as isoformat(): no fraction at all
+            return micros * 1000, second[2]
+        return micros * 1000, second[1] + fraction + "Z"
     if not isinstance(override, datetime):
         raise TypeError(
             f"timestamp_override must be a datetime.datetime, got {type(override).__name__}"
@@ -55,6 +57,13 @@ def timestamp(override: datetime | None = None) -> tuple[int, str]:
     if override.tzinfo is not None:
         override = override.astimezone(timezone.utc).replace(tzinfo=None)
     return (override - _EPOCH) // _MICROSECOND * 1000, format_timestamp(override)
+
+
+def _new_second(second: int) -> tuple[int, str, str]:
+    global _second
+    iso = (_EPOCH + timedelta(seconds=second)).isoformat()
+    _second = (second, iso + ".", iso + "Z")
+    return _second
 
 
 def capsule(schema_id: str, version: int | str, payload: dict[str, Any], ts: str) -> dict[str, Any]:
@@ -83,6 +92,26 @@ def parse_timestamp(text: str) -> int:
     override, jupyter_events' ``+00:00Z``): the offset applies. Raises
     ``ValueError`` naming the text for any other form or an impossible date.
     """
+    # Fast path: the second parsed last, then ".ffffff" and "Z" or "+00:00Z", the
+    # forms this package and jupyter_events write; anything else takes the regex.
+    if type(text) is str:
+        prefix, second = _parsed
+        if text.startswith(prefix):
+            rest = text[19:]
+            if rest == "Z" or rest == "+00:00Z":
+                return second * 1_000_000_000
+            if rest[:1] == "." and (rest[7:] == "Z" or rest[7:] == "+00:00Z"):
+                digits = rest[1:7]
+                if digits.isdigit() and digits.isascii():
+                    return second * 1_000_000_000 + int(digits) * 1000
+    return _parse_timestamp(text)
+
+
+_parsed: tuple[str, int] = ("\0", 0)  # (a "YYYY-MM-DDTHH:MM:SS" prefix, its Unix second)
+
+
+def _parse_timestamp(text: str) -> int:
+    global _parsed
     match = _TIMESTAMP.fullmatch(text) if isinstance(text, str) else None
     if match is None:
         raise ValueError(
@@ -95,7 +124,9 @@ def parse_timestamp(text: str) -> int:
     except ValueError as exc:
         raise ValueError(f"__timestamp__ {text!r}: {exc}") from None
     second = (local - _EPOCH) // _SECOND
-    if hours is not None:
+    if hours is None or (hours in ("+00", "-00") and minutes == "00"):
+        _parsed = (text[:19], second)
+    else:
         sign = -1 if hours[0] == "-" else 1
         second -= sign * (int(hours[1:]) * 3600 + int(minutes) * 60)
     return second * 1_000_000_000 + (int(fraction.ljust(9, "0")) if fraction else 0)
@@ -117,12 +148,16 @@ def read_header(capsule: Mapping[str, Any]) -> Header:
     ``__schema__``, a ``__schema_version__`` that is neither int nor str, or a
     ``__metadata_version__`` other than ``METADATA_VERSION``.
     """
-    if not isinstance(capsule, Mapping):
+    if type(capsule) is not dict and not isinstance(capsule, Mapping):
         raise ValueError(f"not an event capsule: a {type(capsule).__name__}, not a JSON object")
-    missing = [key for key in CAPSULE_KEYS if key not in capsule]
-    if missing:
-        raise ValueError("not an event capsule: missing " + ", ".join(missing))
-    stamp, schema_id, version, metadata = (capsule[key] for key in CAPSULE_KEYS)
+    try:
+        stamp = capsule["__timestamp__"]
+        schema_id = capsule["__schema__"]
+        version = capsule["__schema_version__"]
+        metadata = capsule["__metadata_version__"]
+    except KeyError:
+        missing = [key for key in CAPSULE_KEYS if key not in capsule]
+        raise ValueError("not an event capsule: missing " + ", ".join(missing)) from None
     if not isinstance(schema_id, str) or not schema_id:
         raise ValueError(f"__schema__ must be a non-empty string, got {schema_id!r}")
     if isinstance(version, bool) or not isinstance(version, (int, str)):

@@ -12,7 +12,6 @@ reaches a sink. The CLI checks and renders with the same functions.
 from __future__ import annotations
 
 import copy
-import functools
 import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -112,6 +111,18 @@ def redact(
     return redactor(event)
 
 
+def rewrap(capsule: Mapping[str, Any]) -> dict[str, Any]:
+    """A new dict of a checked capsule: the four capsule fields first, then the rest in order."""
+    # The placeholders fix the capsule fields' positions; ** fills in their values.
+    return {
+        "__timestamp__": None,
+        "__schema__": None,
+        "__schema_version__": None,
+        "__metadata_version__": None,
+        **capsule,
+    }
+
+
 def capsule(schema: Schema, event: dict[str, Any], stamp: str) -> dict[str, Any]:
     """The envelope around ``event``; a capsule key in ``event`` is a validation error."""
     try:
@@ -144,7 +155,7 @@ def renderer(finite: bool = False) -> Callable[[dict[str, Any]], str]:
     before redaction (whose nulls would otherwise send each line through the
     NaN walk).
     """
-    serializer = functools.partial(_render.dumps, finite=True) if finite else _render.dumps
+    serializer = _render.dumps_finite if finite else _render.dumps
     bound: _LineRenderer = structlog.wrap_logger(
         None,
         processors=[structlog.processors.JSONRenderer(serializer=serializer)],

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["dumps", "ensure_finite"]
+__all__ = ["dumps", "dumps_finite", "ensure_finite"]
 
 _SCALARS = (str, int, bool, type(None))
 _NON_FINITE = "NaN and Infinity have no JSON encoding"
@@ -55,23 +55,27 @@ def _non_finite(value: Any) -> bool:
     return False
 
 
-def dumps(obj: Any, *, finite: bool = False, **_: Any) -> str:
+def dumps(obj: Any, *, default: Any = None) -> str:
     """Serialise ``obj`` to one line of pure-ASCII JSON (no newline).
 
     Raises ``TypeError`` for anything JSON cannot hold exactly: NaN and
     ±Infinity, integers beyond 64 bits, strings with lone surrogates, objects
-    of other types, nesting deeper than 254 levels. Other keyword arguments
-    (structlog passes ``default=``, a ``repr`` fallback) are ignored, so a
-    value is never silently replaced. ``finite=True``: the caller already ran
-    :func:`ensure_finite` on ``obj``'s values.
+    of other types, nesting deeper than 254 levels. ``default`` (structlog
+    passes a ``repr`` fallback) is ignored, so a value is never silently
+    replaced.
     """
     line = orjson.dumps(obj).decode()
     # orjson writes NaN and Infinity as null; only a line holding null needs the walk.
-    if not finite and "null" in line and _non_finite(obj):
+    if "null" in line and _non_finite(obj):
         raise TypeError(_NON_FINITE)
-    if line.isascii():  # O(1): CPython records it when building the str
-        return line
-    return line.encode("ascii", _ESCAPE).decode("ascii")
+    return line if line.isascii() else line.encode("ascii", _ESCAPE).decode("ascii")
+
+
+def dumps_finite(obj: Any, *, default: Any = None) -> str:
+    """:func:`dumps` for an ``obj`` whose values :func:`ensure_finite` already checked."""
+    line = orjson.dumps(obj).decode()
+    # isascii() is O(1): CPython records it when building the str.
+    return line if line.isascii() else line.encode("ascii", _ESCAPE).decode("ascii")
 
 
 def ensure_finite(event: dict[str, Any]) -> None:

@@ -152,7 +152,9 @@ class EventLog(Configurable):
         # constructor or by config are attached by the observer below.
         self._registry = _schema.Registry()
         self._routes: dict[tuple[str, int | str], Route] = {}
-        self._unknown: dict[str, Redactor | None] = {}  # forward(): policies of unknown schemas
+        # forward(): redactor and listeners of schemas not registered here, by $id
+        self._unknown: dict[str, tuple[Redactor | None, tuple[Listener, ...]]] = {}
+        self._allowed_ids: frozenset[str] = frozenset()
         self._sinks: tuple[Sink, ...] = ()
         self._modifiers: list[tuple[str | None, Modifier]] = []
         self._listeners: list[tuple[str | None, Listener]] = []
@@ -240,6 +242,7 @@ class EventLog(Configurable):
                 routes[schema.key] = routes[(schema.id, schema.version)] = route
         self._routes = routes
         self._unknown = {}
+        self._allowed_ids = frozenset(allowed)
         lines: tuple[Sink, ...] = (self._lines,) if self._lines.live else ()
         self._sinks = lines + ((self._otel,) if self._otel else ())
 
@@ -485,34 +488,46 @@ class EventLog(Configurable):
         listener failures are reported, never raised. Modifiers do not run.
         """
         time_ns, schema_id, version = _capsule.read_header(capsule)
-        allowed = self.allowed_schemas
-        if schema_id not in allowed and not allow_unlisted:
+        if schema_id not in self._allowed_ids and not allow_unlisted:
             return None
         route = self._routes.get((schema_id, str(version)))
-        listeners = route.listeners if route else self._for(self._listeners, schema_id)
+        redactor, listeners = (
+            (route.redact, route.listeners) if route else self._elsewhere(schema_id)
+        )
         if not (self._sinks or listeners):
             return None
-        data = {key: value for key, value in capsule.items() if key not in _capsule.CAPSULE_KEYS}
-        redactor = route.redact if route else self._unknown_redactor(schema_id)
-        data = _pipeline.redact(redactor, schema_id, version, data)
-        record = {key: capsule[key] for key in _capsule.CAPSULE_KEYS} | data
-        render_line = self._render_line if redactor is None else self._render_redacted
+        if redactor is None:
+            record = _pipeline.rewrap(capsule)
+            render_line = self._render_line
+        else:
+            data = {
+                key: value for key, value in capsule.items() if key not in _capsule.CAPSULE_KEYS
+            }
+            data = _pipeline.redact(redactor, schema_id, version, data)
+            record = {key: capsule[key] for key in _capsule.CAPSULE_KEYS} | data
+            render_line = self._render_redacted
         line = _pipeline.render(render_line, record, self._max_event_size)
         _pipeline.deliver(self._sinks, Emission(record, line, time_ns, schema_id, version))
         if listeners:
             _pipeline.notify(listeners, self, schema_id, record)
         return record
 
-    def _unknown_redactor(self, schema_id: str) -> Redactor | None:
-        if schema_id not in self._unknown:
+    def _elsewhere(self, schema_id: str) -> tuple[Redactor | None, tuple[Listener, ...]]:
+        """Redactor and listeners for forwarded events of a schema this EventLog lacks."""
+        found = self._unknown.get(schema_id)
+        if found is None:
             allowed = self.allowed_schemas
             policy = allowed.get(schema_id) if isinstance(allowed, Mapping) else None
-            self._unknown[schema_id] = (
+            redactor = (
                 None
                 if policy is None
                 else _pipeline.unknown_schema_redactor(policy.get("allowed_properties", ()))
             )
-        return self._unknown[schema_id]
+            found = (redactor, self._for(self._listeners, schema_id))
+            if len(self._unknown) >= 1024:  # ids from replayed lines must not grow it for ever
+                self._unknown.clear()
+            self._unknown[schema_id] = found
+        return found
 
     def flush(self, timeout: float | None = None) -> bool:
         """Flush every sink; ``True`` when all of them delivered within ``timeout`` seconds."""

@@ -535,6 +535,28 @@ def test_parse_timestamp_is_exact_to_the_nanosecond(text: str, time_ns: int) -> 
     assert parse_timestamp(text) == time_ns
 
 
+def _parsed_or_error(text: str) -> int | str:
+    try:
+        return parse_timestamp(text)
+    except ValueError as exc:
+        return str(exc)
+
+
+@given(
+    st.sampled_from(["2024-02-29T12:00:00", "2024-02-29T12:00:01", "1970-01-01T00:00:00"]),
+    st.text(alphabet="0123456789.+-:Z\u0663\uff10", max_size=16),
+)
+def test_parse_timestamp_reads_a_second_it_has_seen_as_it_reads_a_new_one(
+    prefix: str, tail: str
+) -> None:
+    # The second parsed last is cached: a text with that prefix must read exactly
+    # as the full parser reads it, valid or not.
+    parse_timestamp(prefix + "Z")  # the prefix is now the cached second
+    warm = _parsed_or_error(prefix + tail)
+    parse_timestamp("2000-01-01T00:00:00Z")  # another second: the full parser runs
+    assert warm == _parsed_or_error(prefix + tail)
+
+
 @pytest.mark.parametrize(
     "text",
     [
