@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
@@ -97,3 +98,24 @@ def test_our_request_is_byte_identical_to_the_sdks(batch: list[Any]) -> None:
     theirs = encode_logs(exporter.get_finished_logs()).SerializeToString()
     assert ours == theirs
     ExportLogsServiceRequest.FromString(ours)  # and it parses (depth within the limits)
+
+
+# Lengths at which a field's size stops fitting one varint byte (127/128), for
+# keys, string values, nested maps and arrays: where the encoder's shortcuts end.
+_EDGES = [0, 1, 100, 119, 120, 121, 122, 123, 124, 125, 126, 127, 128, 129, 300, 16383, 16384]
+
+
+@pytest.mark.parametrize("key_size", [0, 1, 7, 60, 126, 127, 128, 200])
+def test_sizes_at_the_one_byte_boundaries_encode_as_the_sdk_does(key_size: int) -> None:
+    key = "k" * key_size
+    event: dict[str, Any] = {}
+    for n in _EDGES:
+        event[f"{key}s{n}"] = "x" * n
+        event[f"{key}u{n}"] = "é" * (n // 2)  # two UTF-8 bytes a character
+        event[f"{key}a{n}"] = ["y" * n, n]
+        event[f"{key}m{n}"] = {key: "z" * n, "n": n, "f": n / 3, "b": n % 2 == 0, "z": None}
+        event[f"{key}i{n}"] = n - 64
+    event[key] = "an empty key is not written, as proto3 says"
+    test_our_request_is_byte_identical_to_the_sdks.hypothesis.inner_test(  # type: ignore[attr-defined]
+        [(event, "s", 1, 1709208000_000000000, 1709208000_000000001, (1, 2, 1))]
+    )

@@ -47,12 +47,17 @@ def _field(tag: int, payload: bytes) -> bytes:
     return _SMALL[tag] + _varint(len(payload)) + payload
 
 
+# Lengths below 128 are one varint byte, which ``b"%c" % n`` writes: the common
+# small fields are each built by one bytes formatting instead of several joins.
+
+
 def _any(value: Any, depth: int) -> bytes:
     """The bytes of one AnyValue message (a oneof: even a zero value is written)."""
     kind = type(value)
     if kind is str:
         data: bytes = value.encode()
-        return b"\x0a" + _varint(len(data)) + data
+        size = len(data)
+        return b"\x0a%c%b" % (size, data) if size < 128 else b"\x0a" + _varint(size) + data
     if kind is int:
         if INT64_MIN <= value <= INT64_MAX:
             return b"\x18" + _varint(value & 0xFFFFFFFFFFFFFFFF)
@@ -68,41 +73,70 @@ def _any(value: Any, depth: int) -> bytes:
         data = orjson.dumps(value)
         return b"\x0a" + _varint(len(data)) + data
     if kind is dict:
-        pairs = b"".join([_pair(key, item, depth + 1) for key, item in value.items()])
+        pairs = _pairs(value, depth + 1)
         return b"\x32" + _varint(len(pairs)) + pairs
     if kind is list:
-        items = b"".join([_nested(item, depth + 1) for item in value])
+        items = _items(value, depth + 1)
         return b"\x2a" + _varint(len(items)) + items
     raise TypeError(f"cannot encode {kind.__name__} in an OTLP value")
 
 
-def _nested(value: Any, depth: int) -> bytes:
-    """Field 1 (an AnyValue) of ArrayValue."""
-    data = _any(value, depth)
-    return b"\x0a" + _varint(len(data)) + data
+def _items(values: list[Any], depth: int) -> bytes:
+    """Field 1 of ArrayValue, repeated: one AnyValue per item; items at ``depth``."""
+    out = []
+    for value in values:
+        if type(value) is str:
+            text = value.encode()
+            size = len(text)
+            if size < 126:
+                out.append(b"\x0a%c\x0a%c%b" % (size + 2, size, text))
+                continue
+            data = b"\x0a" + _varint(size) + text
+        else:
+            data = _any(value, depth)
+        size = len(data)
+        out.append(b"\x0a%c%b" % (size, data) if size < 128 else b"\x0a" + _varint(size) + data)
+    return b"".join(out)
 
 
-_KEYS: dict[str, bytes] = {}  # property name → its encoded KeyValue.key field
+#: property name → its KeyValue.key field followed by the value field's tag
+_KEYS: dict[str, bytes] = {}
 
 
-def _pair(key: str, value: Any, depth: int) -> bytes:
-    """Field 1 (a KeyValue) of KeyValueList."""
-    head = _KEYS.get(key)
-    if head is None:
-        name = key.encode()
-        head = b"\x0a" + _varint(len(name)) + name if name else b""  # proto3: "" is not written
-        if len(_KEYS) < 4096:  # property names repeat; random ones must not grow it for ever
-            _KEYS[key] = head
-    if type(value) is str:
-        text = value.encode()
-        size = len(text)
-        data = b"\x0a" + (_SMALL[size] if size < 128 else _varint(size)) + text
-    else:
-        data = _any(value, depth)
-    size = len(data)
-    entry = head + b"\x12" + (_SMALL[size] if size < 128 else _varint(size)) + data
-    size = len(entry)
-    return b"\x0a" + (_SMALL[size] if size < 128 else _varint(size)) + entry
+def _key(key: str) -> bytes:
+    name = key.encode()
+    head = (b"\x0a" + _varint(len(name)) + name if name else b"") + b"\x12"  # proto3: no ""
+    if len(_KEYS) < 4096:  # property names repeat; random ones must not grow it for ever
+        _KEYS[key] = head
+    return head
+
+
+def _pairs(mapping: dict[str, Any], depth: int) -> bytes:
+    """Field 1 of KeyValueList, repeated: one KeyValue per item; values at ``depth``."""
+    out = []
+    for key, value in mapping.items():
+        head = _KEYS.get(key) or _key(key)
+        fixed = len(head) + 1  # the key, the value's tag and a one-byte value length
+        if type(value) is str:
+            text = value.encode()
+            size = len(text)
+            if fixed + size + 2 < 128:  # entry, AnyValue and string lengths: one byte each
+                out.append(b"\x0a%c%b%c\x0a%c%b" % (fixed + size + 2, head, size + 2, size, text))
+                continue
+            data = b"\x0a" + _varint(size) + text
+        elif value is True or value is False:
+            data = b"\x10\x01" if value else b"\x10\x00"
+        elif type(value) is int and 0 <= value < 128:
+            data = b"\x18%c" % value
+        else:
+            data = _any(value, depth)
+        size = len(data)
+        if fixed + size < 128:
+            out.append(b"\x0a%c%b%c%b" % (fixed + size, head, size, data))
+        else:
+            entry = head + _varint(size) + data
+            out.append(b"\x0a" + _varint(len(entry)) + entry)
+    return b"".join(out)
 
 
 def _fill(target: AnyValue, value: Any, depth: int) -> None:
@@ -177,7 +211,8 @@ class Encoder:
     def record(self, item: Item) -> bytes:
         """One LogRecord message; raises ``ValueError``/``TypeError`` for what cannot be encoded."""
         event, stamp = split(item.line)
-        body = _any(event, 0)
+        pairs = _pairs(event, 1)  # the body: the event map, as _any(event, 0) writes it
+        body = b"\x32" + _varint(len(pairs)) + pairs
         attrs, name = self._head(item.schema_id, item.version)
         time_ns = item.time_ns
         if 0 < time_ns < TIME_LIMIT:
