@@ -204,3 +204,46 @@ def test_without_the_sdks_private_seams_the_public_export_delivers(
     )
     assert received[0].event_name == SCHEMA_ID
     assert log.otel_dropped == 0
+
+
+def test_an_sdk_whose_grpc_exporter_keeps_its_own_stub_still_gets_our_requests(
+    collector: Collector, make_log: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Our requests reach grpc as bytes through a stub of our own; an SDK release
+    # that builds its stub differently keeps its stub, and each request is parsed.
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+    from jupyter_telemetry.sinks.otel import _grpc
+
+    monkeypatch.delattr(_grpc.GRPCExporter, "_stub", raising=False)
+    original = OTLPLogExporter.__init__
+
+    def without_stub(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        del self._stub  # as if this release had no such attribute
+
+    monkeypatch.setattr(OTLPLogExporter, "__init__", without_stub)
+    service = unique()
+    log = make_log(
+        otlp_endpoint=endpoint(collector, "grpc"), otlp_protocol="grpc", service_name=service
+    )
+    exporter = log._otel._core.pipelines[0].transport.exporter
+    assert not isinstance(exporter._client, _grpc._BytesStub)
+    for count in range(3):
+        log.record_event(SCHEMA_ID, 1, {**EVENT, "count": count})
+    assert log.flush(10)
+    received = collector.wait_for_logs(3, predicate=of_service(service))
+    assert sorted(r.body["count"] for r in received) == [0, 1, 2]
+    assert log.otel_dropped == 0
+
+
+def test_our_grpc_exporter_sends_its_requests_as_bytes(collector: Collector, make_log: Any) -> None:
+    from jupyter_telemetry.sinks.otel import _grpc
+
+    log = make_log(
+        otlp_endpoint=endpoint(collector, "grpc"), otlp_protocol="grpc", service_name=unique()
+    )
+    exporter = log._otel._core.pipelines[0].transport.exporter
+    assert isinstance(exporter._client, _grpc._BytesStub)
+    payload = _grpc.Encoded(b"\x0a\x00", 0)  # one empty ResourceLogs
+    assert exporter._translate_data(payload) is payload.payload

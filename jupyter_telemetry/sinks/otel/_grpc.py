@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+
+_EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 
 
 class Encoded:
@@ -19,19 +24,41 @@ class Encoded:
         return self.count
 
 
+class _BytesStub:
+    """``LogsService.Export`` on grpc's public API, sending a request that is already bytes."""
+
+    def __init__(self, channel: Any) -> None:
+        # No request serialiser: grpc sends bytes as they are.
+        self.Export = channel.unary_unary(
+            _EXPORT,
+            request_serializer=None,
+            response_deserializer=ExportLogsServiceResponse.FromString,
+        )
+
+
 class GRPCExporter(OTLPLogExporter):
-    """``export(Encoded(...))`` sends the bytes as they are (parsed once for grpc's serialiser).
+    """``export(Encoded(...))`` sends the bytes as they are.
 
     ``_translate_data`` is the SDK's private seam; :attr:`seam_used` tells the
-    caller whether this SDK release still went through it.
+    caller whether this SDK release still went through it. Where the exporter
+    still builds its stub from ``_stub`` and ``_channel`` (its channel, TLS,
+    headers, compression, retries and reconnects unchanged), the stub is one
+    that takes bytes; otherwise the request is parsed once for the SDK's stub.
     """
 
     seam_used = False
 
-    def _translate_data(self, data: Any) -> ExportLogsServiceRequest:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if hasattr(self, "_stub") and getattr(self, "_channel", None) is not None:
+            self._stub = _BytesStub  # the SDK's own reconnect builds it again
+            client: Any = _BytesStub(self._channel)
+            self._client = client
+
+    def _translate_data(self, data: Any) -> Any:
+        as_bytes = isinstance(getattr(self, "_client", None), _BytesStub)
         if isinstance(data, Encoded):
             self.seam_used = True
-            parsed: ExportLogsServiceRequest = ExportLogsServiceRequest.FromString(data.payload)
-            return parsed
-        request: ExportLogsServiceRequest = super()._translate_data(data)
-        return request
+            return data.payload if as_bytes else ExportLogsServiceRequest.FromString(data.payload)
+        request: ExportLogsServiceRequest = super()._translate_data(data)  # SDK records
+        return request.SerializeToString() if as_bytes else request
