@@ -290,24 +290,28 @@ def burst_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def bridge_worker(spec: dict[str, Any]) -> dict[str, Any]:
-    """jupyter_events ``EventLogger.emit`` with the handlers ``spec['handlers']`` names."""
+    """jupyter_events ``EventLogger.emit`` under each of ``spec['configs']``, interleaved.
+
+    One process, one collector: each round runs every configuration once (the
+    order rotates from round to round), attaching and removing handlers with
+    jupyter_events' own ``register_handler``/``remove_handler``, so the rows are
+    compared under the same conditions (a shared machine drifts by tens of per
+    cent within a minute). A round with the bridge ends when the collector has
+    every event of the round.
+    """
     import logging
 
     from jupyter_events import EventLogger
 
-    handlers: list[logging.Handler] = []
-    if "file" in spec["handlers"]:
-        handlers.append(logging.FileHandler(spec["file"]))
-    bridge = None
-    if "bridge" in spec["handlers"]:
-        import jupyter_telemetry
+    import jupyter_telemetry
 
-        cls = getattr(jupyter_telemetry, "JupyterEventsHandler", None)
-        if cls is None:
-            raise Skip("jupyter_telemetry has no JupyterEventsHandler")
-        bridge = cls()  # configured by the OTEL_* variables, as in a server's config file
-        handlers.append(bridge)
-    el = EventLogger(handlers=handlers)
+    cls = getattr(jupyter_telemetry, "JupyterEventsHandler", None)
+    if cls is None:
+        raise Skip("jupyter_telemetry has no JupyterEventsHandler")
+    file_handler = logging.FileHandler(spec["file"])
+    bridge = cls()  # configured by the OTEL_* variables, as in a server's config file
+    attached = {"file": file_handler, "bridge": bridge}
+    el = EventLogger(handlers=[file_handler, bridge])
     el.register_event_schema(make_schema("jupyter_events"))
     counts, collector = Path(spec["counts"]), spec["collector_pid"]
 
@@ -316,52 +320,75 @@ def bridge_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     for _ in range(spec["warmup"]):
         emit()
-    if bridge is not None:
-        bridge.flush()
-        got, _ = wait_delivered(counts, spec["warmup"])
-        if got < spec["warmup"]:
-            raise RuntimeError(f"bridge delivered {got} of {spec['warmup']} warm-up events")
-    clock = time.perf_counter_ns
-    latencies: list[int] = []
-    rounds = []
-    for _ in range(spec["rounds"]):
-        base = read_count(counts)
-        cpu0, col0, t0 = self_cpu(), proc_cpu_seconds(collector), time.perf_counter()
-        for _ in range(spec["n"]):
-            t = clock()
-            emit()
-            latencies.append(clock() - t)
-        arrived = time.perf_counter()
-        delivered = spec["n"]
-        if bridge is not None:
-            bridge.flush()
-            count, arrived = wait_delivered(counts, base + spec["n"])
-            delivered = count - base
-        cpu = self_cpu() - cpu0 + proc_cpu_seconds(collector) - col0
-        rounds.append(
-            {
-                "delivered": delivered,
-                "wall_us": (arrived - t0) / spec["n"] * 1e6,
-                "cpu_us": cpu / spec["n"] * 1e6,
-            }
-        )
-    for h in handlers:
-        h.close()
-    latencies.sort()
-    offered = spec["n"] * spec["rounds"]
-    delivered = sum(r["delivered"] for r in rounds)
-    return {
-        "status": "ok",
-        "calls": spec["warmup"] + offered,
-        "offered": offered,
-        "delivered": delivered,
-        "lossy": delivered < offered,
-        "median_us": percentile(latencies, 0.5),
-        "p99_us": percentile(latencies, 0.99),
-        "wall_us": statistics.median(r["wall_us"] for r in rounds),
-        "cpu_us": statistics.median(r["cpu_us"] for r in rounds),
-        "rounds": rounds,
-    }
+    bridge.flush()
+    got, _ = wait_delivered(counts, spec["warmup"])
+    if got < spec["warmup"]:
+        raise RuntimeError(f"bridge delivered {got} of {spec['warmup']} warm-up events")
+    file_events = spec["warmup"]
+    configs: list[str] = spec["configs"]
+    rounds: dict[str, list[dict[str, Any]]] = {key: [] for key in configs}
+    latencies: dict[str, list[int]] = {key: [] for key in configs}
+    clock, n = time.perf_counter_ns, spec["n"]
+    for number in range(spec["rounds"]):
+        shift = number % len(configs)
+        for key in configs[shift:] + configs[:shift]:
+            wanted = [] if key == "none" else key.split("+")
+            for name, handler in attached.items():
+                if name in wanted and handler not in el.handlers:
+                    el.register_handler(handler)
+                elif name not in wanted and handler in el.handlers:
+                    el.remove_handler(handler)
+            base = read_count(counts)
+            cpu0, col0 = self_cpu(), proc_cpu_seconds(collector)
+            main0, t0 = time.thread_time(), time.perf_counter()
+            mine: list[int] = []
+            for _ in range(n):
+                t = clock()
+                emit()
+                mine.append(clock() - t)
+            main = time.thread_time() - main0
+            arrived, delivered = time.perf_counter(), n
+            if "bridge" in wanted:
+                bridge.flush()
+                count, arrived = wait_delivered(counts, base + n)
+                delivered = count - base
+            if "file" in wanted:
+                file_events += n
+            cpu = self_cpu() - cpu0
+            mine.sort()
+            latencies[key] += mine
+            rounds[key].append(
+                {
+                    "delivered": delivered,
+                    "median_us": percentile(mine, 0.5),
+                    "wall_us": (arrived - t0) / n * 1e6,
+                    "cpu_us": cpu / n * 1e6,
+                    "main_thread_cpu_us": main / n * 1e6,
+                    "collector_cpu_us": (proc_cpu_seconds(collector) - col0) / n * 1e6,
+                }
+            )
+    file_handler.close()
+    bridge.close()
+    rows = {}
+    for key in configs:
+        mine = sorted(latencies[key])
+        done = rounds[key]
+        offered = n * len(done)
+        delivered = sum(r["delivered"] for r in done)
+        rows[key] = {
+            "status": "ok",
+            "offered": offered,
+            "delivered": delivered,
+            "lossy": delivered < offered,
+            "median_us": percentile(mine, 0.5),
+            "p99_us": percentile(mine, 0.99),
+            **{
+                metric: statistics.median(r[metric] for r in done)
+                for metric in ("wall_us", "cpu_us", "main_thread_cpu_us", "collector_cpu_us")
+            },
+            "rounds": done,
+        }
+    return {"status": "ok", "calls": file_events, "rows": rows}
 
 
 WORKERS = {"e2e": e2e_worker, "burst": burst_worker, "bridge": bridge_worker}
@@ -555,51 +582,77 @@ def run_burst(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     return r
 
 
+def paired(rounds: list[dict[str, Any]], base: list[dict[str, Any]], metric: str) -> list[float]:
+    """Per round: ``metric`` of ``rounds`` over the same round of ``base``, in per cent."""
+    return sorted(
+        (r[metric] - b[metric]) / b[metric] * 100 for r, b in zip(rounds, base, strict=True)
+    )
+
+
 def run_bridge(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    n, rounds, warmup = (300, 2, 50) if args.quick else (3000, 3, 300)
-    results: dict[str, Any] = {}
+    n, rounds, warmup = (300, 2, 100) if args.quick else (4000, 10, 1000)
+    print(
+        f"  bridge: {len(BRIDGE_ROWS)} rows interleaved, {rounds} rounds of {n} events ...", end=""
+    )
+    t = time.monotonic()
+    spec = {
+        "kind": "bridge",
+        "configs": [key for key, _, _ in BRIDGE_ROWS],
+        "handlers": ["file"],  # run_worker: the file holds one line per event emitted with it
+        "n": n,
+        "rounds": rounds,
+        "warmup": warmup,
+        "protocol": "grpc",
+        "ours_path": str(args.ours_path),
+    }
     # JupyterEventsHandler() reads the OTEL_* variables, as a server's config file would use it.
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "{grpc}", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
-    for key, label, handlers in BRIDGE_ROWS:
-        print(f"  bridge: {label} ...", end="", flush=True)
-        t = time.monotonic()
-        spec = {
-            "kind": "bridge",
-            "handlers": handlers,
-            "n": n,
-            "rounds": rounds,
-            "warmup": warmup,
-            "protocol": "grpc",
-            "ours_path": str(args.ours_path),
-        }
-        results[key] = {"label": label, **run_worker(spec, workdir, env)}
-        print(f" {results[key]['status']} ({time.monotonic() - t:.1f} s)", flush=True)
-    print("\nbridge: jupyter_events EventLogger.emit (µs/event; wall and CPU until all delivered)")
-    head = f"{'row':<45} {'delivered':>12} {'median':>7} {'p99':>7} {'wall':>7} {'CPU':>7}"
+    outcome = run_worker(spec, workdir, env)
+    print(f" {outcome['status']} ({time.monotonic() - t:.1f} s)", flush=True)
+    labels = {key: label for key, label, _ in BRIDGE_ROWS}
+    if outcome["status"] != "ok":
+        reason = outcome.get("reason", "") + outcome.get("stderr", "")[-500:]
+        print(f"  bridge: {outcome['status'].upper()}: {reason}")
+        return {"rows": {k: {"label": v, **outcome} for k, v in labels.items()}}
+    results = {key: {"label": labels[key], **row} for key, row in outcome["rows"].items()}
+    print(
+        "\nbridge: jupyter_events EventLogger.emit (µs/event; wall and CPU until all delivered; "
+        "CPU of this process, its main thread, the collector; medians of the rounds)"
+    )
+    head = (
+        f"{'row':<45} {'delivered':>12} {'median':>7} {'p99':>7} {'wall':>7} {'CPU':>7} "
+        f"{'main':>7} {'coll.':>6}"
+    )
     print(head + "\n" + "-" * len(head))
     for key, label, _ in BRIDGE_ROWS:
         r = results[key]
-        if r["status"] != "ok":
-            print(f"{label:<45} {r['status'].upper()}: {r.get('reason', '')}")
-            continue
+        delivered = delivered_note(r) if "bridge" in key else "-"
         print(
-            f"{label:<45} {delivered_note(r):>12} {r['median_us']:>7.1f} {r['p99_us']:>7.1f} "
-            f"{r['wall_us']:>7.1f} {r['cpu_us']:>7.1f}"
+            f"{label:<45} {delivered:>12} {r['median_us']:>7.1f} {r['p99_us']:>7.1f} "
+            f"{r['wall_us']:>7.1f} {r['cpu_us']:>7.1f} {r['main_thread_cpu_us']:>7.1f} "
+            f"{r['collector_cpu_us']:>6.1f}"
         )
-    cost = {}
-    base, both = results["file"], results["file+bridge"]
-    if base["status"] == "ok" and both["status"] == "ok":
-        for metric in ("median_us", "wall_us", "cpu_us"):
-            cost[metric] = (both[metric] - base[metric]) / base[metric] * 100
-        print(
-            "  JupyterEventsHandler's cost, % of emit with a FileHandler (target <= 25 %): "
-            + ", ".join(f"{m.split('_')[0]} {v:+.1f} %" for m, v in cost.items())
-            + (" (LOSSY: not every event arrived)" if both["lossy"] else "")
-        )
-    else:
-        print("  JupyterEventsHandler's cost: n/a")
+    base, both = results["file"]["rounds"], results["file+bridge"]["rounds"]
+    for r, b in zip(both, base, strict=True):
+        r["cpu_with_collector_us"] = r["cpu_us"] + r["collector_cpu_us"]
+        b["cpu_with_collector_us"] = b["cpu_us"] + b["collector_cpu_us"]
+    cost, spread = {}, {}
+    for metric in ("median_us", "wall_us", "cpu_us", "cpu_with_collector_us"):
+        per_round = paired(both, base, metric)
+        cost[metric] = statistics.median(per_round)
+        spread[metric] = (per_round[0], per_round[-1])
+    print(
+        "  JupyterEventsHandler's cost, % of emit with a FileHandler, paired by round, median "
+        "(min..max) (target <= 25 %):"
+    )
+    for metric, value in cost.items():
+        low, high = spread[metric]
+        name = metric.removesuffix("_us").replace("_", " ")
+        print(f"    {name:<22} {value:+6.1f} %   ({low:+.0f}..{high:+.0f})")
+    if results["file+bridge"]["lossy"]:
+        print("    (LOSSY: not every event arrived)")
     notes(results)
-    return {"rows": results, "cost_percent": cost, "n": n, "rounds": rounds}
+    return {"rows": results, "cost_percent": cost, "cost_spread": spread, "n": n, "rounds": rounds}
 
 
 SECTIONS = {"e2e": run_e2e, "burst": run_burst, "bridge": run_bridge}

@@ -447,7 +447,7 @@ class EventLog(Configurable):
             if route is None:
                 return None
         schema = route.schema
-        data = _pipeline.as_event(event)
+        data = event if type(event) is dict else _pipeline.as_event(event)
         if route.modifiers:
             data = _pipeline.modify(route.modifiers, schema.id, data)
         schema.validate(data)
