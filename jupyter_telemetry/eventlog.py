@@ -15,7 +15,7 @@ from traitlets.config import Application, Config, Configurable
 
 from . import _capsule, _categories, _pipeline, _schema
 from ._pipeline import Listener, Modifier, Redactor, Route
-from .sinks import Emission, Sink
+from .sinks import Emission, Sink, emission
 from .sinks.logging import EventsLogger, LoggingSink
 from .sinks.otel import PROTOCOLS, OTLPSettings, global_provider
 from .traits import Handlers, SchemaOptions
@@ -457,7 +457,9 @@ class EventLog(Configurable):
         capsule = _pipeline.capsule(schema, data, stamp)
         render_line = self._render_line if route.redact is None else self._render_redacted
         line = _pipeline.render(render_line, capsule, self._max_event_size)
-        _pipeline.deliver(self._sinks, Emission(capsule, line, time_ns, schema.id, schema.version))
+        _pipeline.deliver(
+            self._sinks, emission((capsule, line, time_ns, schema.id, schema.version))
+        )
         if route.listeners:
             _pipeline.notify(route.listeners, self, schema.id, capsule)
         return capsule

@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -532,6 +532,22 @@ def test_parse_timestamp_inverts_the_capsule_timestamp(moment: datetime) -> None
     ],
 )
 def test_parse_timestamp_is_exact_to_the_nanosecond(text: str, time_ns: int) -> None:
+    assert parse_timestamp(text) == time_ns
+
+
+@given(
+    st.integers(-(10**9) * 86400 * 365, 253402300799 * 10**9)
+    | st.integers(-(10**9), 2 * 10**9)  # around 1970: the first second, and before
+)
+def test_timestamp_now_is_isoformat_of_the_clock(clock_ns: int) -> None:
+    # The per-second cache and the digit slicing must give what isoformat gives,
+    # for any clock a machine can have (one set to 1970 at boot, one before it).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(time, "time_ns", lambda: clock_ns)
+        time_ns, text = _capsule.timestamp()
+    micros = clock_ns // 1000
+    expected = (datetime(1970, 1, 1) + timedelta(microseconds=micros)).isoformat() + "Z"
+    assert (time_ns, text) == (micros * 1000, expected)
     assert parse_timestamp(text) == time_ns
 
 

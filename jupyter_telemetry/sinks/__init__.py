@@ -9,6 +9,7 @@ sink never stops the others.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple, Protocol
 
 
@@ -20,6 +21,11 @@ class Emission(NamedTuple):
     time_ns: int  #: ``__timestamp__`` as Unix nanoseconds
     schema_id: str
     version: int | str
+
+
+#: ``emission((capsule, line, time_ns, schema_id, version))``: an :class:`Emission` built by
+#: ``tuple.__new__`` in C; ``Emission(...)`` runs a generated Python ``__new__`` per event.
+emission = functools.partial(tuple.__new__, Emission)
 
 
 class Sink(Protocol):

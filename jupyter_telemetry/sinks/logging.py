@@ -37,7 +37,7 @@ class EventsLogger(logging.Logger):
     def isEnabledFor(self, level: int) -> bool:
         if self.disabled or self.manager.disable >= level:
             return False
-        return level >= self.getEffectiveLevel()
+        return level >= (self.level or self.getEffectiveLevel())  # its own level if it has one
 
     def callHandlers(self, record: logging.LogRecord) -> None:
         found = 0
