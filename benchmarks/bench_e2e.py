@@ -325,14 +325,15 @@ def bridge_worker(spec: dict[str, Any]) -> dict[str, Any]:
     if got < spec["warmup"]:
         raise RuntimeError(f"bridge delivered {got} of {spec['warmup']} warm-up events")
     file_events = spec["warmup"]
-    configs: list[str] = spec["configs"]
+    configs: dict[str, list[str]] = spec["configs"]  # row key -> the handlers it attaches
     rounds: dict[str, list[dict[str, Any]]] = {key: [] for key in configs}
     latencies: dict[str, list[int]] = {key: [] for key in configs}
     clock, n = time.perf_counter_ns, spec["n"]
     for number in range(spec["rounds"]):
-        shift = number % len(configs)
-        for key in configs[shift:] + configs[:shift]:
-            wanted = [] if key == "none" else key.split("+")
+        keys = list(configs)
+        shift = number % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            wanted = configs[key]
             for name, handler in attached.items():
                 if name in wanted and handler not in el.handlers:
                     el.register_handler(handler)
@@ -597,7 +598,7 @@ def run_bridge(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     t = time.monotonic()
     spec = {
         "kind": "bridge",
-        "configs": [key for key, _, _ in BRIDGE_ROWS],
+        "configs": {key: handlers for key, _, handlers in BRIDGE_ROWS},
         "handlers": ["file"],  # run_worker: the file holds one line per event emitted with it
         "n": n,
         "rounds": rounds,

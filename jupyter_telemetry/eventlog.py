@@ -15,7 +15,7 @@ from traitlets.config import Application, Config, Configurable
 
 from . import _capsule, _categories, _pipeline, _schema
 from ._pipeline import Listener, Modifier, Redactor, Route
-from .sinks import Emission, Sink, emission
+from .sinks import Sink, emission
 from .sinks.logging import EventsLogger, LoggingSink
 from .sinks.otel import PROTOCOLS, OTLPSettings, global_provider
 from .traits import Handlers, SchemaOptions
@@ -509,7 +509,7 @@ class EventLog(Configurable):
             record = {key: capsule[key] for key in _capsule.CAPSULE_KEYS} | data
             render_line = self._render_redacted
         line = _pipeline.render(render_line, record, self._max_event_size)
-        _pipeline.deliver(self._sinks, Emission(record, line, time_ns, schema_id, version))
+        _pipeline.deliver(self._sinks, emission((record, line, time_ns, schema_id, version)))
         if listeners:
             _pipeline.notify(listeners, self, schema_id, record)
         return record

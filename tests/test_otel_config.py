@@ -215,7 +215,6 @@ def test_an_sdk_whose_grpc_exporter_keeps_its_own_stub_still_gets_our_requests(
 
     from jupyter_telemetry.sinks.otel import _grpc
 
-    monkeypatch.delattr(_grpc.GRPCExporter, "_stub", raising=False)
     original = OTLPLogExporter.__init__
 
     def without_stub(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -238,12 +237,22 @@ def test_an_sdk_whose_grpc_exporter_keeps_its_own_stub_still_gets_our_requests(
 
 
 def test_our_grpc_exporter_sends_its_requests_as_bytes(collector: Collector, make_log: Any) -> None:
+    # The default path: our stub on the SDK's channel, and every record arrives whole.
     from jupyter_telemetry.sinks.otel import _grpc
 
+    service = unique()
     log = make_log(
-        otlp_endpoint=endpoint(collector, "grpc"), otlp_protocol="grpc", service_name=unique()
+        otlp_endpoint=endpoint(collector, "grpc"), otlp_protocol="grpc", service_name=service
     )
     exporter = log._otel._core.pipelines[0].transport.exporter
     assert isinstance(exporter._client, _grpc._BytesStub)
     payload = _grpc.Encoded(b"\x0a\x00", 0)  # one empty ResourceLogs
     assert exporter._translate_data(payload) is payload.payload
+    for count in range(3):
+        log.record_event(SCHEMA_ID, 1, {**EVENT, "count": count, "text": "é" * 200})
+    assert log.flush(10)
+    received = collector.wait_for_logs(3, predicate=of_service(service))
+    assert sorted(r.body["count"] for r in received) == [0, 1, 2]
+    assert {r.body["text"] for r in received} == {"é" * 200}
+    assert received[0].event_name == SCHEMA_ID
+    assert log.otel_dropped == 0
