@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Mapping
@@ -140,6 +141,10 @@ class Header(NamedTuple):
     version: int | str
 
 
+#: ``Header`` built by ``tuple.__new__`` in C, not its generated Python ``__new__``
+_header = functools.partial(tuple.__new__, Header)
+
+
 def read_header(capsule: Mapping[str, Any]) -> Header:
     """Check the four capsule fields of ``capsule`` (a parsed line, a jupyter_events event).
 
@@ -164,4 +169,4 @@ def read_header(capsule: Mapping[str, Any]) -> Header:
         raise ValueError(f"__schema_version__ must be an int or a string, got {version!r}")
     if type(metadata) is not int or metadata != METADATA_VERSION:
         raise ValueError(f"__metadata_version__ {metadata!r} is not {METADATA_VERSION}")
-    return Header(parse_timestamp(stamp), schema_id, version)
+    return _header((parse_timestamp(stamp), schema_id, version))

@@ -84,12 +84,13 @@ class JupyterEventsHandler(logging.Handler):
         """Forward ``record.msg``, a jupyter_events capsule; never raises."""
         try:
             capsule = record.msg
-            if not isinstance(capsule, Mapping):
+            if type(capsule) is not dict and not isinstance(capsule, Mapping):
                 raise TypeError(f"expected a jupyter_events capsule, got {type(capsule).__name__}")
             if self.schema_source is not None:
                 self._learn(capsule)
             eventlog = self.eventlog
-            eventlog.forward(capsule, allow_unlisted=not eventlog.allowed_schemas)
+            # The ids allowed_schemas lists (kept by the EventLog): no trait read per event.
+            eventlog.forward(capsule, allow_unlisted=not eventlog._allowed_ids)
         except Exception:
             self.failures += 1
             if not self._failing:

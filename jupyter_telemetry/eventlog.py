@@ -13,7 +13,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Dict, Enum, Float, Int, Unicode, observe
 from traitlets.config import Application, Config, Configurable
 
-from . import _capsule, _categories, _pipeline, _schema
+from . import _capsule, _categories, _pipeline, _render, _schema
 from ._pipeline import Listener, Modifier, Redactor, Route
 from .sinks import Sink, emission
 from .sinks.logging import EventsLogger, LoggingSink
@@ -158,8 +158,8 @@ class EventLog(Configurable):
         self._sinks: tuple[Sink, ...] = ()
         self._modifiers: list[tuple[str | None, Modifier]] = []
         self._listeners: list[tuple[str | None, Listener]] = []
-        self._render_line = _pipeline.renderer()
-        self._render_redacted = _pipeline.renderer(finite=True)
+        self._structlog_renderers = (_pipeline.renderer(), _pipeline.renderer(finite=True))
+        self._render_line, self._render_redacted = self._structlog_renderers
         self._events_logger = EventsLogger("jupyter_telemetry.eventlog", logging.INFO)
         self._events_logger.propagate = False
         self._lines = LoggingSink(self._events_logger)
@@ -245,6 +245,11 @@ class EventLog(Configurable):
         self._allowed_ids = frozenset(allowed)
         lines: tuple[Sink, ...] = (self._lines,) if self._lines.live else ()
         self._sinks = lines + ((self._otel,) if self._otel else ())
+        # A line only the OTel sink reads (no handler) skips structlog's chain: its one
+        # processor, JSONRenderer over the same serialiser, writes the same text.
+        self._render_line, self._render_redacted = (
+            self._structlog_renderers if lines else (_render.dumps, _render.dumps_finite)
+        )
 
     @staticmethod
     def _for(hooks: list[tuple[str | None, Any]], schema_id: str) -> tuple[Any, ...]:

@@ -245,6 +245,11 @@ def test_random_events_against_random_schemas_write_one_whole_line_or_nothing(
             allowed_schemas=[FUZZ_ID],
             logger_provider=provider,
         )
+        # No handler: its line, read only by the OTel sink, is not rendered by structlog.
+        bare_exporter = InMemoryLogRecordExporter()
+        bare_provider = LoggerProvider()
+        bare_provider.add_log_record_processor(SimpleLogRecordProcessor(bare_exporter))
+        bare = EventLog(allowed_schemas=[FUZZ_ID], logger_provider=bare_provider)
         try:
             try:
                 log.register_schema(schema)
@@ -252,9 +257,15 @@ def test_random_events_against_random_schemas_write_one_whole_line_or_nothing(
                 outcomes["schema refused"] += 1
                 return
             outcomes["schema registered"] += 1
+            bare.register_schema(schema)
             for event in data.draw(st.lists(events_for(schema), min_size=1, max_size=4)):
                 written = [stream.getvalue() for stream in streams]
                 exported = len(exporter.get_finished_logs())
+                try:
+                    bare_capsule = bare.record_event(FUZZ_ID, 1, event)
+                    bare_error = None
+                except (jsonschema.ValidationError, ValueError, TypeError) as exc:
+                    bare_error = type(exc)
                 try:
                     capsule = log.record_event(FUZZ_ID, 1, event)
                 except (jsonschema.ValidationError, ValueError, TypeError) as exc:
@@ -262,8 +273,12 @@ def test_random_events_against_random_schemas_write_one_whole_line_or_nothing(
                     assert log.flush(5)
                     assert [stream.getvalue() for stream in streams] == written, "partial write"
                     assert len(exporter.get_finished_logs()) == exported
+                    assert bare_error is type(exc), "OTel alone decided otherwise"
                     outcomes[f"event refused: {type(exc).__name__}"] += 1
                     continue
+                assert bare_error is None and bare_capsule is not None
+                assert bare.flush(5)
+                bare_record = bare_exporter.get_finished_logs()[-1]
                 assert capsule is not None
                 assert log.flush(5)
                 for stream, before in zip(streams, written, strict=True):
@@ -277,9 +292,11 @@ def test_random_events_against_random_schemas_write_one_whole_line_or_nothing(
                 # in OTLP's documented form: ints beyond int64 as strings, deep values as JSON
                 assert record.log_record.body == sanitise(payload)
                 assert record.log_record.event_name == FUZZ_ID
+                assert bare_record.log_record.body == record.log_record.body
                 outcomes["event recorded"] += 1
         finally:
             log.shutdown(5)
+            bare.shutdown(5)
 
     check()
     assert outcomes["event recorded"] > 50 and outcomes["schema refused"] > 10, outcomes
@@ -635,10 +652,17 @@ def test_nan_and_infinity_are_refused_not_written_as_null(tmp_path: Path) -> Non
     path = tmp_path / "events.log"
     handler = logging.FileHandler(path, encoding="utf-8")
     log = EventLog(handlers=[handler], allowed_schemas=[FUZZ_ID])
-    log.register_schema({"$id": FUZZ_ID, "version": 1, "properties": {"x": {}}})
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    otel_only = EventLog(allowed_schemas=[FUZZ_ID], logger_provider=provider)
+    for each in (log, otel_only):
+        each.register_schema({"$id": FUZZ_ID, "version": 1, "properties": {"x": {}}})
     for value in (math.nan, math.inf, -math.inf, [1.0, math.nan], {"y": math.inf}):
-        with pytest.raises(TypeError, match="NaN and Infinity"):
-            log.record_event(FUZZ_ID, 1, {"x": value})
+        for each in (log, otel_only):
+            with pytest.raises(TypeError, match="NaN and Infinity"):
+                each.record_event(FUZZ_ID, 1, {"x": value})
+    assert otel_only.flush(5) and exporter.get_finished_logs() == ()
     log.record_event(FUZZ_ID, 1, {"x": None, "y": "null", "z": 1e308})  # null is fine
     handler.close()
     [line] = read_lines(path)

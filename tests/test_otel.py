@@ -294,7 +294,7 @@ def test_collector_started_after_the_first_events(tmp_path: Path, make_log: Any)
 def test_exit_with_collector_down_is_bounded_and_reports_drops(tmp_path: Path) -> None:
     program = textwrap.dedent(
         f"""
-        import logging, sys
+        import logging, sys, time
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from conftest import SCHEMA, SCHEMA_ID, EVENT
         from jupyter_telemetry import EventLog
@@ -304,15 +304,17 @@ def test_exit_with_collector_down_is_bounded_and_reports_drops(tmp_path: Path) -
         log.register_schema(SCHEMA)
         for _ in range(50):
             log.record_event(SCHEMA_ID, 1, EVENT)
+        print(time.monotonic(), flush=True)  # recording finished
         """
     )
-    started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
-    elapsed = time.monotonic() - started
+    exited = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process on the machine
     assert result.returncode == 0, result.stderr
-    assert elapsed < 1.0 + 4.0, f"exit took {elapsed:.1f} s"  # shutdown_timeout + start-up
+    # Measured from the last record_event: start-up (imports) is not what is bounded here.
+    elapsed = exited - float(result.stdout.split()[-1])
+    assert elapsed < 1.0 + 1.0, f"exit took {elapsed:.1f} s after recording"
     assert "50 OpenTelemetry log record(s) were not delivered" in result.stderr
     assert len((tmp_path / "events.log").read_text().splitlines()) == 50
 

@@ -13,6 +13,7 @@ sent in a documented form instead of failing its batch:
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import orjson
@@ -37,6 +38,11 @@ class Item(NamedTuple):
     version: int | str
     context: Any  #: the OTel context current when the event was recorded
     observed_ns: int
+
+
+#: ``item((line, time_ns, schema_id, version, context, observed_ns))``, built by
+#: ``tuple.__new__`` in C (``Item(...)`` runs a generated Python ``__new__``).
+item = functools.partial(tuple.__new__, Item)
 
 
 def installed_provider() -> LoggerProvider | None:

@@ -39,7 +39,7 @@ from ._config import PAYLOAD, OTLPSettings
 from ._encode import Encoder
 from ._lifetime import CORES, PARKED, install
 from ._pipelines import Counts, Emitting, Owned, Pipeline
-from ._records import TIME_LIMIT, Item, attributes, split
+from ._records import TIME_LIMIT, Item, attributes, item, split
 from ._transport import Transport, resource
 
 MAX_BATCH_BYTES = 1_000_000  #: UTF-8 bytes of JSON per export request (a bigger event goes alone)
@@ -410,13 +410,15 @@ class OTelSink:
         if self._span_events:
             self._add_span_event(emission)
         self._core.put(
-            Item(
-                emission.line,
-                emission.time_ns,
-                emission.schema_id,
-                emission.version,
-                otel_context.get_current(),
-                time.time_ns(),
+            item(
+                (
+                    emission.line,
+                    emission.time_ns,
+                    emission.schema_id,
+                    emission.version,
+                    otel_context.get_current(),
+                    time.time_ns(),
+                )
             )
         )
 
