@@ -115,6 +115,7 @@ def test_sizes_at_the_one_byte_boundaries_encode_as_the_sdk_does(key_size: int) 
         event[f"{key}a{n}"] = ["y" * n, n]
         event[f"{key}m{n}"] = {key: "z" * n, "n": n, "f": n / 3, "b": n % 2 == 0, "z": None}
         event[f"{key}i{n}"] = n - 64
+        event[f"{key}v{n}"] = n  # a varint of one, two, three bytes
     event[key] = "an empty key is not written, as proto3 says"
     test_our_request_is_byte_identical_to_the_sdks.hypothesis.inner_test(  # type: ignore[attr-defined]
         [(event, "s", 1, 1709208000_000000000, 1709208000_000000001, (1, 2, 1))]

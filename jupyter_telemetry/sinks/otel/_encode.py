@@ -34,6 +34,8 @@ _PACK_DOUBLE = struct.Struct("<d").pack
 def _varint(value: int) -> bytes:
     if value < 128:
         return _SMALL[value]
+    if value < 16384:  # two bytes: a record's and its body's lengths, as a rule
+        return b"%c%c" % (value & 0x7F | 0x80, value >> 7)
     out = bytearray()
     while value > 0x7F:
         out.append(value & 0x7F | 0x80)
@@ -212,30 +214,36 @@ class Encoder:
         """One LogRecord message; raises ``ValueError``/``TypeError`` for what cannot be encoded."""
         event, stamp = split(item.line)
         pairs = _pairs(event, 1)  # the body: the event map, as _any(event, 0) writes it
-        body = b"\x32" + _varint(len(pairs)) + pairs
+        size = _varint(len(pairs))
         attrs, name = self._head(item.schema_id, item.version)
         time_ns = item.time_ns
         if 0 < time_ns < TIME_LIMIT:
-            out = b"\x09" + _FIXED64(time_ns) + _INFO
+            when = b"\x09" + _FIXED64(time_ns) + _INFO
         elif time_ns == 0:
-            out = _INFO
+            when = _INFO
         else:
-            out = _INFO
+            when = _INFO
             attrs = _attributes(attributes(item.schema_id, item.version, stamp))
-        out += b"\x2a" + _varint(len(body)) + body + attrs
+        # Joined once: the body (field 5, an AnyValue whose field 6 is the map) is not
+        # copied into its parent, nor the record into itself field by field.
+        parts = [when, b"\x2a", _varint(1 + len(size) + len(pairs)), b"\x32", size, pairs, attrs]
         trace_id, span_id, flags = span_ids(item.context)
         if flags:
-            out += b"\x45" + _FIXED32(flags)
+            parts.append(b"\x45" + _FIXED32(flags))
         if trace_id:
-            out += b"\x4a\x10" + trace_id.to_bytes(16, "big")
+            parts.append(b"\x4a\x10" + trace_id.to_bytes(16, "big"))
         if span_id:
-            out += b"\x52\x08" + span_id.to_bytes(8, "big")
+            parts.append(b"\x52\x08" + span_id.to_bytes(8, "big"))
         if item.observed_ns:
-            out += b"\x59" + _FIXED64(item.observed_ns)
-        return out + name
+            parts.append(b"\x59" + _FIXED64(item.observed_ns))
+        parts.append(name)
+        return b"".join(parts)
 
     def request(self, records: Iterable[bytes]) -> bytes:
         """The request holding ``records`` (from :meth:`record`) under this resource and scope."""
-        scope_logs = self._scope + b"".join([_field(0x12, record) for record in records])
+        parts = [self._scope]
+        for record in records:  # ScopeLogs field 2, repeated
+            parts += (b"\x12", _varint(len(record)), record)
+        scope_logs = b"".join(parts)
         resource_logs = self._resource + _field(0x12, scope_logs) + self._resource_schema
         return _field(0x0A, resource_logs)
