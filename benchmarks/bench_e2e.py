@@ -13,9 +13,11 @@ worker (and any process it started) plus the collector. See benchmarks/README.md
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -392,7 +394,49 @@ def bridge_worker(spec: dict[str, Any]) -> dict[str, Any]:
     return {"status": "ok", "calls": file_events, "rows": rows}
 
 
-WORKERS = {"e2e": e2e_worker, "burst": burst_worker, "bridge": bridge_worker}
+def count_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec['n']`` jupyter_events ``emit`` calls with ``spec['handlers']``, run under callgrind.
+
+    The driver subtracts two runs' instruction counts (every thread of this
+    process), so start-up and warm-up cancel out. The sink's timer is put off,
+    so every export carries a full batch of 512, as in the timed rows, instead of
+    as many as valgrind's slowness lets pile up in half a second.
+    """
+    import logging
+
+    from jupyter_events import EventLogger
+
+    import jupyter_telemetry
+
+    file_handler = logging.FileHandler(spec["file"])
+    handlers: list[logging.Handler] = [file_handler]
+    bridge = None
+    if "bridge" in spec["handlers"]:
+        bridge = jupyter_telemetry.JupyterEventsHandler()
+        core = getattr(getattr(bridge.eventlog, "_otel", None), "_core", None)
+        if core is not None:
+            core.delay = 3600.0
+        handlers.append(bridge)
+    el = EventLogger(handlers=handlers)
+    el.register_event_schema(make_schema("jupyter_events"))
+    counts = Path(spec["counts"])
+    for _ in range(spec["warmup"]):
+        el.emit(schema_id=SCHEMA_ID, data=EVENT)
+    if bridge is not None:
+        bridge.flush()
+        wait_delivered(counts, spec["warmup"])
+    for _ in range(spec["n"]):
+        el.emit(schema_id=SCHEMA_ID, data=EVENT)
+    delivered = None
+    if bridge is not None:
+        bridge.flush()
+        delivered, _ = wait_delivered(counts, spec["warmup"] + spec["n"])
+        delivered -= spec["warmup"]
+    file_handler.close()
+    return {"status": "ok", "calls": spec["warmup"] + spec["n"], "delivered": delivered}
+
+
+WORKERS = {"e2e": e2e_worker, "burst": burst_worker, "bridge": bridge_worker, "count": count_worker}
 
 
 def worker(spec: dict[str, Any]) -> dict[str, Any]:
@@ -427,8 +471,11 @@ BRIDGE_ROWS = [
 ]
 
 
-def run_worker(spec: dict[str, Any], workdir: Path, env_extra: dict[str, str]) -> dict[str, Any]:
-    """One row: a fresh collector, the worker subprocess, its result (or why it failed)."""
+def run_worker(
+    spec: dict[str, Any], workdir: Path, env_extra: dict[str, str], prefix: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """One row: a fresh collector, the worker subprocess (under ``prefix``, e.g. valgrind),
+    its result (or why it failed)."""
     try:
         with CountingCollector(workdir / "collector") as collector:
             spec = {
@@ -445,11 +492,11 @@ def run_worker(spec: dict[str, Any], workdir: Path, env_extra: dict[str, str]) -
             for key, value in env_extra.items():
                 env[key] = value.format(grpc=collector.endpoints["grpc"])
             proc = subprocess.run(
-                [sys.executable, __file__, "--worker", json.dumps(spec)],
+                [*prefix, sys.executable, __file__, "--worker", json.dumps(spec)],
                 capture_output=True,
                 text=True,
                 env=env,
-                timeout=600,
+                timeout=1800 if prefix else 600,
                 cwd=workdir,
             )
     except Exception as exc:  # no collector, or a hung worker: the row fails, not the run
@@ -468,6 +515,9 @@ def run_worker(spec: dict[str, Any], workdir: Path, env_extra: dict[str, str]) -
     result: dict[str, Any] = json.loads(marked[-1][len(RESULT_MARK) :])
     result["file_lines"] = lines
     result["stderr_head"] = proc.stderr.splitlines()[:3]
+    collected = [ln for ln in proc.stderr.splitlines() if "Collected :" in ln]
+    if collected:  # callgrind's total instruction count
+        result["instructions"] = int(collected[-1].rsplit(":", 1)[1].replace(",", ""))
     if result["status"] == "ok" and "file" in spec.get("handlers", ["file"]):
         expected = result["calls"]  # the JSON-lines file holds every event, whatever OTel did
         if lines != expected:
@@ -656,7 +706,79 @@ def run_bridge(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     return {"rows": results, "cost_percent": cost, "cost_spread": spread, "n": n, "rounds": rounds}
 
 
-SECTIONS = {"e2e": run_e2e, "burst": run_burst, "bridge": run_bridge}
+COUNTED_ROWS = [(key, label, handlers) for key, label, handlers in BRIDGE_ROWS if "file" in key]
+
+
+def run_bridge_instructions(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Instructions per ``emit`` (every thread of the process), FileHandler with and without
+    the handler, counted by callgrind: the same on a busy machine as on a quiet one."""
+    small, large, warmup = (512, 1024, 100) if args.quick else (512, 2048, 200)
+    if shutil.which("valgrind") is None:
+        print("  bridge-instructions: skipped (valgrind is not installed)")
+        return {"status": "skipped", "reason": "valgrind is not installed"}
+    prefix = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "{grpc}", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+    jobs = [(key, n) for key, _, _ in COUNTED_ROWS for n in (small, large)]
+    print(f"  bridge-instructions: {len(jobs)} runs under callgrind, 2 at a time ...", end="")
+    t = time.monotonic()
+
+    def one(job: tuple[str, int]) -> dict[str, Any]:
+        key, n = job
+        handlers = dict((k, h) for k, _, h in COUNTED_ROWS)[key]
+        spec = {
+            "kind": "count",
+            "handlers": handlers,
+            "n": n,
+            "warmup": warmup,
+            "ours_path": str(args.ours_path),
+        }
+        place = workdir / f"{key}-{n}"
+        place.mkdir()
+        return run_worker(spec, place, env, prefix)
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        done = dict(zip(jobs, pool.map(one, jobs), strict=True))
+    print(f" ({time.monotonic() - t:.0f} s)", flush=True)
+    rows: dict[str, Any] = {}
+    for key, label, _ in COUNTED_ROWS:
+        runs = [done[(key, small)], done[(key, large)]]
+        bad = [r for r in runs if r.get("status") != "ok" or "instructions" not in r]
+        if bad:
+            reason = bad[0].get("reason", "no instruction count") + bad[0].get("stderr", "")[-300:]
+            rows[key] = {"label": label, "status": "failed", "reason": reason}
+            continue
+        lost = [
+            r
+            for r in runs
+            if r.get("delivered") is not None and r["delivered"] < r["calls"] - warmup
+        ]
+        per_event = (runs[1]["instructions"] - runs[0]["instructions"]) / (large - small)
+        rows[key] = {
+            "label": label,
+            "status": "ok",
+            "instructions_per_event": per_event,
+            "lossy": bool(lost),
+            "runs": runs,
+        }
+    print("\nbridge-instructions: instructions per jupyter_events emit, every thread, callgrind")
+    for key, label, _ in COUNTED_ROWS:
+        r = rows[key]
+        value = f"{r['instructions_per_event']:>12,.0f}" if r["status"] == "ok" else r["status"]
+        print(f"  {label:<45} {value}{'  (LOSSY)' if r.get('lossy') else ''}")
+    out: dict[str, Any] = {"rows": rows, "n": [small, large]}
+    if all(rows[k]["status"] == "ok" for k in ("file", "file+bridge")):
+        base = rows["file"]["instructions_per_event"]
+        out["cost_percent"] = (rows["file+bridge"]["instructions_per_event"] - base) / base * 100
+        print(f"  JupyterEventsHandler's cost: {out['cost_percent']:+.1f} % (target <= 25 %)")
+    return out
+
+
+SECTIONS = {
+    "e2e": run_e2e,
+    "burst": run_burst,
+    "bridge": run_bridge,
+    "bridge-instructions": run_bridge_instructions,
+}
 
 
 def run_sections(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
@@ -679,7 +801,7 @@ def failed(out: dict[str, Any]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
-    parser.add_argument("--sections", default=",".join(SECTIONS), help="e2e,burst,bridge")
+    parser.add_argument("--sections", default="e2e,burst,bridge", help=",".join(SECTIONS))
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--ours-path", type=Path, default=REPO)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
