@@ -414,7 +414,7 @@ def count_worker(spec: dict[str, Any]) -> dict[str, Any]:
     if "bridge" in spec["handlers"]:
         bridge = jupyter_telemetry.JupyterEventsHandler()
         core = getattr(getattr(bridge.eventlog, "_otel", None), "_core", None)
-        if core is not None:
+        if core is not None:  # else (another package, --ours-path) the timer cuts batches
             core.delay = 3600.0
         handlers.append(bridge)
     el = EventLogger(handlers=handlers)
@@ -433,7 +433,12 @@ def count_worker(spec: dict[str, Any]) -> dict[str, Any]:
         delivered, _ = wait_delivered(counts, spec["warmup"] + spec["n"])
         delivered -= spec["warmup"]
     file_handler.close()
-    return {"status": "ok", "calls": spec["warmup"] + spec["n"], "delivered": delivered}
+    return {
+        "status": "ok",
+        "calls": spec["warmup"] + spec["n"],
+        "delivered": delivered,
+        "full_batches": bridge is None or core is not None,
+    }
 
 
 WORKERS = {"e2e": e2e_worker, "burst": burst_worker, "bridge": bridge_worker, "count": count_worker}
@@ -722,12 +727,13 @@ def run_bridge_instructions(args: argparse.Namespace, workdir: Path) -> dict[str
     print(f"  bridge-instructions: {len(jobs)} runs under callgrind, 2 at a time ...", end="")
     t = time.monotonic()
 
+    handlers = {key: wanted for key, _, wanted in COUNTED_ROWS}
+
     def one(job: tuple[str, int]) -> dict[str, Any]:
         key, n = job
-        handlers = dict((k, h) for k, _, h in COUNTED_ROWS)[key]
         spec = {
             "kind": "count",
-            "handlers": handlers,
+            "handlers": handlers[key],
             "n": n,
             "warmup": warmup,
             "ours_path": str(args.ours_path),
@@ -758,13 +764,17 @@ def run_bridge_instructions(args: argparse.Namespace, workdir: Path) -> dict[str
             "status": "ok",
             "instructions_per_event": per_event,
             "lossy": bool(lost),
+            "full_batches": all(r.get("full_batches", False) for r in runs),
             "runs": runs,
         }
     print("\nbridge-instructions: instructions per jupyter_events emit, every thread, callgrind")
     for key, label, _ in COUNTED_ROWS:
         r = rows[key]
         value = f"{r['instructions_per_event']:>12,.0f}" if r["status"] == "ok" else r["status"]
-        print(f"  {label:<45} {value}{'  (LOSSY)' if r.get('lossy') else ''}")
+        flags = ("  (LOSSY)" if r.get("lossy") else "") + (
+            "" if r.get("full_batches", True) else "  (timer-cut batches)"
+        )
+        print(f"  {label:<45} {value}{flags}")
     out: dict[str, Any] = {"rows": rows, "n": [small, large]}
     if all(rows[k]["status"] == "ok" for k in ("file", "file+bridge")):
         base = rows["file"]["instructions_per_event"]

@@ -261,6 +261,7 @@ def test_random_events_against_random_schemas_write_one_whole_line_or_nothing(
             for event in data.draw(st.lists(events_for(schema), min_size=1, max_size=4)):
                 written = [stream.getvalue() for stream in streams]
                 exported = len(exporter.get_finished_logs())
+                bare_exported = len(bare_exporter.get_finished_logs())
                 try:
                     bare_capsule = bare.record_event(FUZZ_ID, 1, event)
                     bare_error = None
@@ -274,6 +275,8 @@ def test_random_events_against_random_schemas_write_one_whole_line_or_nothing(
                     assert [stream.getvalue() for stream in streams] == written, "partial write"
                     assert len(exporter.get_finished_logs()) == exported
                     assert bare_error is type(exc), "OTel alone decided otherwise"
+                    assert bare.flush(5)
+                    assert len(bare_exporter.get_finished_logs()) == bare_exported
                     outcomes[f"event refused: {type(exc).__name__}"] += 1
                     continue
                 assert bare_error is None and bare_capsule is not None
